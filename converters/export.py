@@ -1,0 +1,213 @@
+"""Stage 6 and 7: convert a trained student to int8 / float16 / float32 TFLite, check it, embed its card.
+
+int8 is full-integer: calibrated on real photos (corpus, not the validation split) laid out by the
+runtime's own preprocessing, int8 input and output, and every op checked to be a builtin int8 op (no
+float fallback). The int8 map is compared with the float32 map on OSIE validation (mean CC >= 0.99).
+
+    python -m converters.export --run .cache/runs/letterbox --out models
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from ai_edge_litert import schema_py_generated as schema
+
+from edgecrop import Cropper
+from edgecrop.images import load_image
+from edgecrop.preprocess import InputSpec, to_input
+
+from . import paths
+from .data import load_splits, photo_sets
+from .metrics import cc
+from .student import Architecture, build_student, flops, slim
+from .tflite_edit import embed_card
+
+log = logging.getLogger("converters.export")
+
+CALIBRATION_PHOTOS = 240
+INT8_MIN_CC = 0.99
+_OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+_TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+
+
+def load_trained(run: Path, weights: str = "train_model.npz"):
+    """The masked Keras model of a run with its weights, and its architecture."""
+    arch = Architecture.from_json((run / "architecture.json").read_text())
+    model = build_student(arch)
+    with np.load(run / weights) as data:
+        for i, v in enumerate(model.weights):
+            v.assign(data[f"arr_{i}"])
+    return model, arch
+
+
+def calibration_inputs(photos: list[Path], spec: InputSpec) -> list[np.ndarray]:
+    """Model inputs (float [0, 1], batch of 1) exactly as the runtime lays the photos out."""
+    out = []
+    for p in photos:
+        pixels, _ = to_input(load_image(p, min_size=(spec.width, spec.height)).rgb, spec)
+        out.append(pixels[None].astype(np.float32) / 255.0)
+    return out
+
+
+def convert(model, kind: str, calibration: list[np.ndarray] | None = None) -> bytes:
+    """TFLite bytes of a Keras model: kind is 'int8' (full integer), 'float16' or 'float32'."""
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if kind == "float16":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    elif kind == "int8":
+        if not calibration:
+            raise ValueError("int8 conversion needs calibration inputs")
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ([x] for x in calibration)
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+    elif kind != "float32":
+        raise ValueError(f"unknown kind {kind!r}")
+    return conv.convert()
+
+
+def operators(data: bytes) -> list[tuple[str, list[str], list[str]]]:
+    """(op name, input tensor types, output tensor types) for every op of the main graph."""
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    graph = model.subgraphs[0]
+    out = []
+    for op in graph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        name = _OP_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+        if name == "CUSTOM":
+            name = f"CUSTOM:{code.customCode.decode() if code.customCode else '?'}"
+        types = [[_TYPE_NAMES[graph.tensors[i].type] for i in idx if i >= 0] for idx in (op.inputs, op.outputs)]
+        out.append((name, *types))
+    return out
+
+
+def check_int8(data: bytes) -> list[str]:
+    """Problems that would make an int8 model fall back to float or to custom code ([] when clean)."""
+    problems = []
+    for name, ins, outs in operators(data):
+        if name.startswith("CUSTOM"):
+            problems.append(f"{name}: custom op")
+        if any(t not in ("INT8", "INT32") for t in ins + outs):
+            problems.append(f"{name}: tensors {ins} -> {outs} are not all int8")
+    return problems
+
+
+def map_agreement(a: bytes, b: bytes, photos: list[Path]) -> float:
+    """Mean CC between the saliency maps two models give through the runtime."""
+    with Cropper.from_model(a, num_threads=2) as ca, Cropper.from_model(b, num_threads=2) as cb:
+        return float(np.mean([cc(ca.saliency(p), cb.saliency(p)) for p in photos]))
+
+
+def model_card(arch: Architecture, keras_model, kind: str, extra: dict) -> dict:
+    spec = arch.spec()
+    widths = arch.unit_widths()
+    return {
+        "name": f"edgecrop_{kind}",
+        "summary": f"edgecrop saliency student, {kind}, {spec.width}x{spec.height} {spec.resize}",
+        "version": extra.get("version", "1"),
+        "architecture": (
+            "depthwise-separable CNN (3x3 depthwise + 1x1 conv, ReLU), features at strides 8/16/32 "
+            "resized to stride 8 and concatenated, 1x1 readout, learned centre-bias prior, bilinear x2: "
+            f"logit map at stride 4; unit widths {widths}"
+        ),
+        "input": {
+            "height": spec.height,
+            "width": spec.width,
+            "resize": spec.resize,
+            "mean": [0, 0, 0],
+            "std": [255, 255, 255],
+            "channels": "RGB",
+        },
+        "output": {"kind": "logits", "temperature": 1.0, "stride": 4, "map": [spec.map_height, spec.map_width]},
+        "parameters": int(keras_model.count_params()),
+        "flops": flops(arch),
+        "quantization": kind,
+        "training_data": {
+            "OSIE fixations (500-photo train split)": "MIT licence",
+            "attention-center teacher maps (Google)": "Apache-2.0; outputs used as targets, no weights copied",
+            "corpus: 1,000 ImageNet samples + 500 BSDS500 photos": "research use",
+        },
+        "training": extra.get("training", {}),
+        "metrics": extra.get("metrics", {}),
+        "limits": (
+            "Trained on free-viewing fixations of 15 observers per photo and a teacher trained on SALICON; "
+            "saliency models favour faces, text and high contrast, and have been shown to favour some faces "
+            "over others: show the heatmap and let people choose. Not evaluated on non-photographic images."
+        ),
+    }
+
+
+def card_markdown(card: dict) -> str:
+    lines = [f"# {card['name']}", "", card["summary"], ""]
+    for key in (
+        "architecture",
+        "input",
+        "output",
+        "parameters",
+        "flops",
+        "quantization",
+        "training_data",
+        "training",
+        "metrics",
+        "limits",
+    ):
+        value = card.get(key)
+        text = value if isinstance(value, str) else json.dumps(value, indent=1)
+        lines += [f"## {key}", "", text if isinstance(value, (str, int)) else f"```json\n{text}\n```", ""]
+    return "\n".join(lines)
+
+
+def export(run: Path, out: Path, shared: Path, weights: str, extra: dict, calib_limit: int | None = None) -> dict:
+    """Write edgecrop_{int8,float16,float32}.tflite + .md cards; return the checks' figures."""
+    masked, arch = load_trained(run, weights)
+    model, arch = slim(masked, arch)
+    sets = photo_sets(shared)
+    calib_photos = sets["corpus"][:: max(1, len(sets["corpus"]) // CALIBRATION_PHOTOS)][
+        : calib_limit or CALIBRATION_PHOTOS
+    ]
+    calibration = calibration_inputs(calib_photos, arch.spec())
+    log.info("calibrating int8 on %d corpus photos", len(calibration))
+    blobs = {kind: convert(model, kind, calibration) for kind in ("int8", "float16", "float32")}
+    problems = check_int8(blobs["int8"])
+    if problems:
+        raise RuntimeError("int8 model is not fully integer:\n" + "\n".join(problems))
+    val = [shared / "data" / "osie" / "images" / n for n in load_splits()["osie_val"]][: calib_limit or None]
+    agreement = map_agreement(blobs["int8"], blobs["float32"], val)
+    log.info("int8 vs float32 mean CC on %d validation photos: %.4f", len(val), agreement)
+    if agreement < INT8_MIN_CC and not calib_limit:
+        raise RuntimeError(f"int8 map agreement {agreement:.4f} < {INT8_MIN_CC}")
+    out.mkdir(parents=True, exist_ok=True)
+    figures = {"int8_vs_float32_cc": agreement, "int8_ops": sorted({o[0] for o in operators(blobs["int8"])})}
+    for kind, blob in blobs.items():
+        card = model_card(arch, model, kind, {**extra, "checks": figures})
+        card["checks"] = figures
+        (out / f"edgecrop_{kind}.tflite").write_bytes(embed_card(blob, card))
+        (out / f"edgecrop_{kind}.md").write_text(card_markdown(card))
+        log.info("wrote %s (%d bytes)", out / f"edgecrop_{kind}.tflite", len(blob))
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True, type=Path)
+    ap.add_argument("--weights", default="train_model.npz", help="weights file in the run folder")
+    ap.add_argument("--out", type=Path, default=paths.REPO / "models")
+    ap.add_argument("--shared")
+    ap.add_argument("--card-extra", type=Path, help="JSON merged into the model card (training, metrics)")
+    ap.add_argument("--smoke", type=int, help="calibrate and check on only N photos (CI)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    extra = json.loads(args.card_extra.read_text()) if args.card_extra else {}
+    export(args.run, args.out, paths.shared_dir(args.shared), args.weights, extra, args.smoke)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Edit .tflite flatbuffers: re-point a model's outputs at internal tensors, embed a model card."""
+
+from __future__ import annotations
+
+import json
+
+import flatbuffers
+from ai_edge_litert import schema_py_generated as schema
+
+from edgecrop.model import CARD_METADATA_NAME
+
+
+def _load(data: bytes) -> schema.ModelT:
+    return schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+
+
+def _save(model: schema.ModelT) -> bytes:
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def tensor_index(data: bytes, name: str, subgraph: int = 0) -> int:
+    """Index of the tensor called ``name`` in a subgraph."""
+    for i, tensor in enumerate(_load(data).subgraphs[subgraph].tensors):
+        if tensor.name.decode() == name:
+            return i
+    raise KeyError(f"no tensor named {name!r}")
+
+
+def set_outputs(data: bytes, tensors: list[int], subgraph: int = 0) -> bytes:
+    """Make internal tensors the model's outputs (the way to read a map a model computes but hides)."""
+    model = _load(data)
+    graph = model.subgraphs[subgraph]
+    for t in tensors:
+        if not 0 <= t < len(graph.tensors):
+            raise IndexError(f"tensor {t} is not in subgraph {subgraph}")
+    graph.outputs = list(tensors)
+    model.signatureDefs = []  # signatures name the old outputs
+    return _save(model)
+
+
+def embed_card(data: bytes, card: dict) -> bytes:
+    """Store ``card`` as JSON in the model's metadata (replacing an earlier card)."""
+    model = _load(data)
+    payload = json.dumps(card, indent=1, sort_keys=True).encode()
+    buffer = schema.BufferT()
+    buffer.data = list(payload)
+    model.buffers.append(buffer)
+    meta = schema.MetadataT()
+    meta.name = CARD_METADATA_NAME
+    meta.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name.decode() != CARD_METADATA_NAME]
+    model.metadata.append(meta)
+    return _save(model)

@@ -1,0 +1,237 @@
+"""Stage 4: distillation. Train the student on teacher maps (KL) and human fixations (NLL).
+
+Loss = w_teacher * KL(teacher || student) + w_fix * NLL(fixations | student), both over the
+picture's cells only (letterbox padding is masked out of the softmax). Seeded, logged, resumable:
+a run folder keeps the architecture, a checkpoint per epoch and a CSV log; rerunning the same command
+continues from the last finished epoch.
+
+    python -m converters.train --run .cache/runs/base --epochs 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from . import paths
+from .data import Example, Sample, batch, load_fixations, load_samples, make_example, photo_sets
+from .student import Architecture, build_student
+
+log = logging.getLogger("converters.train")
+
+
+@dataclass
+class LossWeights:
+    teacher: float = 0.9
+    fixations: float = 0.1
+
+
+def per_example_losses(logits, teacher, fix, valid):
+    """(KL(teacher || student), fixation NLL, has-fixations) per example, in nats."""
+    z = logits[..., 0] + (valid - 1.0) * 1e9
+    logp = z - tf.reduce_logsumexp(z, axis=[1, 2], keepdims=True)
+    logp = tf.where(valid > 0, logp, 0.0)
+    safe_t = tf.where(teacher > 0, teacher, 1.0)
+    kl = tf.reduce_sum(teacher * (tf.math.log(safe_t) - logp), axis=[1, 2])
+    n_fix = tf.reduce_sum(fix, axis=[1, 2])
+    nll = -tf.reduce_sum(fix * logp, axis=[1, 2]) / tf.maximum(n_fix, 1.0)
+    return kl, nll, tf.cast(n_fix > 0, tf.float32)
+
+
+def total_loss(logits, b, weights: LossWeights):
+    kl, nll, has_fix = per_example_losses(logits, b["teacher"], b["fix"], b["valid"])
+    fix_term = tf.reduce_sum(nll * has_fix) / tf.maximum(tf.reduce_sum(has_fix), 1.0)
+    return weights.teacher * tf.reduce_mean(kl) + weights.fixations * fix_term, kl, nll, has_fix
+
+
+def load_training_data(shared: Path, cache: Path, limit: int | None = None) -> dict[str, list[Sample]]:
+    """Corpus (minus the held-out photos) + OSIE train for training; OSIE val and corpus holdout."""
+    fixations = load_fixations(shared / "data" / "osie")
+    return {k: load_samples(v, cache, fixations) for k, v in photo_sets(shared, limit).items()}
+
+
+class Batches:
+    """Augmented batches made on worker threads (PIL releases the GIL while resizing)."""
+
+    def __init__(self, samples: list[Sample], arch: Architecture, batch_size: int, threads: int = 2):
+        self.samples, self.spec, self.batch_size = samples, arch.spec(), batch_size
+        self.pool = ThreadPoolExecutor(threads)
+
+    def epoch(self, seed: int, augment: bool = True):
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(self.samples)) if augment else np.arange(len(self.samples))
+        seeds = rng.integers(0, 2**32, len(order))
+
+        def one(i: int) -> Example:
+            r = np.random.default_rng(seeds[i]) if augment else None
+            return make_example(self.samples[order[i]], self.spec, r)
+
+        starts = range(0, len(order), self.batch_size)
+        futures = [self.pool.map(one, range(s, min(s + self.batch_size, len(order)))) for s in starts[:2]]
+        for k, _ in enumerate(starts):
+            if k + 2 < len(starts):
+                s = starts[k + 2]
+                futures.append(self.pool.map(one, range(s, min(s + self.batch_size, len(order)))))
+            yield batch(list(futures[k]))
+
+
+def evaluate_loss(model, samples: list[Sample], arch: Architecture, weights: LossWeights) -> dict[str, float]:
+    kls, nlls = [], []
+    for b in Batches(samples, arch, 32).epoch(0, augment=False):
+        _, kl, nll, has_fix = total_loss(model(b["pixels"], training=False), b, weights)
+        kls += list(kl.numpy())
+        nlls += [v for v, h in zip(nll.numpy(), has_fix.numpy()) if h]
+    return {"kl": float(np.mean(kls)), "nll": float(np.mean(nlls)) if nlls else float("nan")}
+
+
+def train(
+    model,
+    arch: Architecture,
+    train_samples: list[Sample],
+    val_samples: list[Sample],
+    run: Path,
+    epochs: int,
+    *,
+    lr: float = 2e-3,
+    batch_size: int = 32,
+    seed: int = 0,
+    weights: LossWeights = LossWeights(),
+    tag: str = "train",
+) -> None:
+    """Train ``model`` in place for ``epochs``, resuming from ``run/<tag>_epoch.json`` if present."""
+    from tqdm import tqdm
+
+    run.mkdir(parents=True, exist_ok=True)
+    steps_per_epoch = -(-len(train_samples) // batch_size)
+    schedule = tf.keras.optimizers.schedules.CosineDecay(lr, max(1, epochs * steps_per_epoch), alpha=0.05)
+    optimizer = tf.keras.optimizers.Adam(schedule)
+    optimizer.build(model.trainable_variables)
+    state_file = run / f"{tag}_state.json"
+    start = 0
+    if state_file.exists():
+        state = json.loads(state_file.read_text())
+        start = state["epoch"]
+        _load_npz(model.weights, run / f"{tag}_model.npz")
+        _load_npz(optimizer.variables, run / f"{tag}_optimizer.npz")
+        log.info("%s: resuming after epoch %d", tag, start)
+
+    @tf.function(reduce_retracing=True)
+    def step(b):
+        with tf.GradientTape() as tape:
+            loss, *_ = total_loss(model(b["pixels"], training=True), b, weights)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    batches = Batches(train_samples, arch, batch_size)
+    with open(run / "log.csv", "a", newline="") as f:
+        writer = csv.writer(f)
+        for epoch in range(start, epochs):
+            t0, losses = time.time(), []
+            for b in tqdm(
+                batches.epoch(seed * 1000 + epoch), total=steps_per_epoch, desc=f"{tag} {epoch + 1}/{epochs}"
+            ):
+                losses.append(float(step(b)))
+            val = evaluate_loss(model, val_samples, arch, weights)
+            writer.writerow(
+                [
+                    tag,
+                    epoch + 1,
+                    f"{np.mean(losses):.5f}",
+                    f"{val['kl']:.5f}",
+                    f"{val['nll']:.5f}",
+                    f"{time.time() - t0:.1f}",
+                ]
+            )
+            f.flush()
+            log.info(
+                "%s epoch %d: train %.4f val KL %.4f NLL %.4f (%.0fs)",
+                tag,
+                epoch + 1,
+                np.mean(losses),
+                val["kl"],
+                val["nll"],
+                time.time() - t0,
+            )
+            _save_npz(model.weights, run / f"{tag}_model.npz")
+            _save_npz(optimizer.variables, run / f"{tag}_optimizer.npz")
+            state_file.write_text(json.dumps({"epoch": epoch + 1}))
+
+
+def _save_npz(variables, path: Path) -> None:
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, *[np.asarray(v.numpy()) for v in variables])
+    tmp.replace(path)
+
+
+def _load_npz(variables, path: Path) -> None:
+    with np.load(path) as data:
+        for i, v in enumerate(variables):
+            v.assign(data[f"arr_{i}"])
+
+
+def setup_run(run: Path, arch: Architecture) -> Architecture:
+    """Write the architecture into a new run folder, or read it back from an existing one."""
+    run.mkdir(parents=True, exist_ok=True)
+    arch_file = run / "architecture.json"
+    if arch_file.exists():
+        return Architecture.from_json(arch_file.read_text())
+    arch_file.write_text(arch.to_json())
+    return arch
+
+
+def setup_logging(run: Path) -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(message)s",
+        handlers=[logging.StreamHandler(), logging.FileHandler(run / "train.log")],
+        force=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True, help="run folder (created, or resumed)")
+    ap.add_argument("--shared")
+    ap.add_argument("--cache")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--input-size", type=int, default=256)
+    ap.add_argument("--resize", choices=["letterbox", "stretch"], default="letterbox")
+    ap.add_argument("--w-teacher", type=float, default=0.9)
+    ap.add_argument("--w-fix", type=float, default=0.1)
+    ap.add_argument("--limit", type=int, help="only N photos per set (smoke runs)")
+    args = ap.parse_args(argv)
+    run = Path(args.run)
+    arch = setup_run(run, Architecture(input_size=args.input_size, resize=args.resize))
+    setup_logging(run)
+    tf.keras.utils.set_random_seed(args.seed)
+    data = load_training_data(paths.shared_dir(args.shared), paths.cache_dir(args.cache), args.limit)
+    model = build_student(arch)
+    train(
+        model,
+        arch,
+        data["corpus"] + data["osie_train"],
+        data["osie_val"],
+        run,
+        args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        weights=LossWeights(args.w_teacher, args.w_fix),
+    )
+
+
+if __name__ == "__main__":
+    main()

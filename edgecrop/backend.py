@@ -1,0 +1,91 @@
+"""Find a TFLite interpreter and load accelerator delegates, whichever runtime is installed.
+
+ai-edge-litert is the maintained runtime; 32-bit ARM has no wheel of it, so fall back to
+tflite-runtime and then to TensorFlow's own interpreter, and say which one is in use.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+class BackendError(RuntimeError):
+    """No TFLite runtime could be imported."""
+
+
+class DelegateError(RuntimeError):
+    """An external delegate library could not be loaded."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str  # the importable module that provides the interpreter
+    version: str
+    interpreter_class: Callable[..., Any]
+    load_delegate: Callable[..., Any]
+
+
+# Aliases for well-known delegates: (shared library, default options).
+# Arm NN's own default backend is the slow reference one, so ask for the NEON backend first.
+_DELEGATES: dict[str, tuple[str, dict[str, str]]] = {
+    "edgetpu": (
+        {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}.get(
+            platform.system(), "libedgetpu.so.1"
+        ),
+        {},
+    ),
+    "armnn": ("libarmnnDelegate.so", {"backends": "CpuAcc,CpuRef", "logging-severity": "warning"}),
+}
+
+
+@functools.cache
+def get_backend() -> Backend:
+    """The first importable runtime of ai-edge-litert, tflite-runtime, tensorflow.lite."""
+    try:
+        from ai_edge_litert import interpreter as lite
+
+        return Backend("ai_edge_litert", _version("ai-edge-litert"), lite.Interpreter, lite.load_delegate)
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime import interpreter as lite  # type: ignore[import-not-found]
+
+        return Backend("tflite_runtime", _version("tflite-runtime"), lite.Interpreter, lite.load_delegate)
+    except ImportError:
+        pass
+    try:
+        import tensorflow as tf  # type: ignore[import-not-found]  # last resort only
+
+        return Backend("tensorflow.lite", tf.__version__, tf.lite.Interpreter, tf.lite.experimental.load_delegate)
+    except ImportError as exc:
+        raise BackendError(
+            "no TFLite runtime found: pip install ai-edge-litert (or tflite-runtime on 32-bit ARM)"
+        ) from exc
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def delegate_library(spec: str) -> tuple[str, dict[str, str]]:
+    """Resolve a delegate alias ('edgetpu', 'armnn') or a library path to (library, default options)."""
+    library, defaults = _DELEGATES.get(spec, (spec, {}))
+    return library, dict(defaults)
+
+
+def load_delegate(spec: str, options: dict[str, str] | None = None) -> Any:
+    """Load an external delegate; a missing or broken library raises DelegateError naming it."""
+    library, merged = delegate_library(spec)
+    merged.update({k: str(v) for k, v in (options or {}).items()})
+    try:
+        return get_backend().load_delegate(library, merged)
+    except (ValueError, OSError, RuntimeError) as exc:
+        raise DelegateError(f"cannot load delegate library '{library}': {exc}") from exc

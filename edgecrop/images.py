@@ -1,0 +1,199 @@
+"""Turn whatever the caller hands us into an upright RGB picture, cheaply and safely.
+
+Photos arrive as paths, bytes, file objects, PIL images or numpy arrays, in every Pillow mode, rotated
+by EXIF and sometimes broken. The model needs only a few hundred pixels a side, so large JPEGs are
+decoded at reduced size with Pillow's DCT scaling (``Image.draft``); the original, orientation-corrected
+size is kept so that crop boxes come back in full-resolution pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Union
+
+import numpy as np
+from PIL import Image, ImageOps
+
+ImageSource = Union[str, os.PathLike, bytes, bytearray, IO[bytes], Image.Image, np.ndarray]
+
+#: Pillow's own hard limit for a decompression bomb; above this we refuse the image.
+DEFAULT_MAX_PIXELS = 2 * 89_478_485
+
+# EXIF orientations 5..8 swap width and height.
+_TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
+
+
+class ImageError(ValueError):
+    """An input that is not a usable image (corrupt, truncated, empty, too large, unknown type)."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """An upright RGB picture plus the size of the full-resolution, orientation-corrected original."""
+
+    rgb: Image.Image  # mode "RGB", possibly reduced by DCT scaling
+    width: int  # full-resolution width after EXIF orientation
+    height: int
+    name: str  # how to name the source in messages
+
+
+def describe_source(source: ImageSource) -> str:
+    """A short human name for an image source, for error messages and JSON output."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    if isinstance(source, (bytes, bytearray)):
+        return f"<{len(source)} bytes>"
+    if isinstance(source, Image.Image):
+        return getattr(source, "filename", "") or "<PIL image>"
+    if isinstance(source, np.ndarray):
+        return f"<array {source.shape} {source.dtype}>"
+    return getattr(source, "name", None) or "<file object>"
+
+
+def load_image(
+    source: ImageSource,
+    *,
+    min_size: tuple[int, int] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    background: tuple[int, int, int] = (255, 255, 255),
+) -> LoadedImage:
+    """Decode ``source`` into an upright RGB image.
+
+    ``min_size`` (width, height) lets a JPEG decode at the smallest DCT scale that still covers that
+    size; ``None`` decodes every pixel. Transparent pixels are composited on ``background``.
+    Raises :class:`ImageError` naming the source for anything that is not a usable image.
+    """
+    name = describe_source(source)
+    if isinstance(source, np.ndarray):
+        img = _from_array(source, name)
+        width, height = img.size
+        return LoadedImage(_to_rgb(img, background), width, height, name)
+    try:
+        img = _open(source, name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return _decode(img, name, min_size, max_pixels, background)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(name, f"too many pixels (decompression bomb?): {exc}") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(name, f"cannot decode image ({exc})") from exc
+
+
+def _open(source: ImageSource, name: str) -> Image.Image:
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise ImageError(name, "empty input")
+        source = io.BytesIO(source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(name, "no such file")
+        if path.stat().st_size == 0:
+            raise ImageError(name, "empty file")
+    try:
+        return Image.open(source)
+    except Image.UnidentifiedImageError as exc:
+        raise ImageError(name, "not an image (unrecognised format)") from exc
+
+
+def _decode(
+    img: Image.Image,
+    name: str,
+    min_size: tuple[int, int] | None,
+    max_pixels: int,
+    background: tuple[int, int, int],
+) -> LoadedImage:
+    if img.width * img.height > max_pixels:
+        raise ImageError(name, f"{img.width}x{img.height} exceeds the limit of {max_pixels} pixels")
+    if img.width == 0 or img.height == 0:
+        raise ImageError(name, "image has no pixels")
+    if getattr(img, "n_frames", 1) > 1:
+        img.seek(0)  # animated: the first frame
+    orientation = _orientation(img)
+    full_w, full_h = img.size
+    if orientation in _TRANSPOSING_ORIENTATIONS:
+        full_w, full_h = full_h, full_w
+    if min_size is not None and img.format == "JPEG":
+        want_w, want_h = min_size
+        if orientation in _TRANSPOSING_ORIENTATIONS:
+            want_w, want_h = want_h, want_w
+        img.draft("RGB", (want_w, want_h))
+    img.load()
+    if orientation in range(2, 9):
+        img = ImageOps.exif_transpose(img)
+    return LoadedImage(_to_rgb(img, background), full_w, full_h, name)
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(0x0112, 1))
+    except Exception:  # a broken EXIF block must not cost the picture
+        return 1
+
+
+def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """Convert any Pillow mode to RGB, compositing transparency and scaling high-bit-depth data."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        img = _scale_to_8bit(img)
+    elif mode == "1":
+        img = img.convert("L")
+    elif mode == "PA":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (*background, 255))
+        canvas.alpha_composite(rgba)
+        return canvas.convert("RGB")
+    return img.convert("RGB")
+
+
+def _scale_to_8bit(img: Image.Image) -> Image.Image:
+    """High bit-depth grey (16-bit, 32-bit int, float) to 8-bit, by the range the data can take."""
+    arr = np.asarray(img.convert("F") if img.mode.startswith("I;16") else img, dtype=np.float64)
+    if img.mode.startswith("I;16"):
+        top = 65535.0
+    elif img.mode == "F" and arr.size and np.nanmax(arr) <= 1.0:
+        top = 1.0
+    else:
+        top = float(np.nanmax(arr)) if arr.size and np.nanmax(arr) > 255 else 255.0
+    arr = np.nan_to_num(arr) * (255.0 / top)
+    return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L")
+
+
+def _from_array(arr: np.ndarray, name: str) -> Image.Image:
+    """Accept HxW, HxWx1, HxWx3 or HxWx4 arrays of uint8, uint16, bool or floats in [0, 1]."""
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ImageError(name, "array must be HxW, HxWx1, HxWx3 or HxWx4")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageError(name, "image has no pixels")
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype == np.uint16:
+        arr = (arr.astype(np.uint32) * 255 + 32767) // 65535
+    elif np.issubdtype(arr.dtype, np.floating):
+        arr = np.clip(np.nan_to_num(arr) * 255.0 + 0.5, 0, 255)
+    elif arr.dtype != np.uint8:
+        raise ImageError(name, f"unsupported array dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr.astype(np.uint8))
+    mode = {2: "L", 3: "RGB", 4: "RGBA"}[arr.ndim if arr.ndim == 2 else arr.shape[2]]
+    return Image.fromarray(arr, mode)

@@ -1,0 +1,91 @@
+"""Fit a picture into the model's input and map the model's output back onto the picture.
+
+Two layouts: ``stretch`` resizes the picture to the input size; ``letterbox`` keeps its aspect ratio
+and pads with black, with the content rounded to whole output cells so that the padded border can be
+cut from the output map exactly. Converters calibrate and train through these same functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+RESIZE_MODES = ("letterbox", "stretch")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Shape contract between a model and the pipeline."""
+
+    height: int  # model input, pixels
+    width: int
+    map_height: int  # model output map, cells
+    map_width: int
+    resize: str = "letterbox"
+
+    def __post_init__(self):
+        if self.resize not in RESIZE_MODES:
+            raise ValueError(f"resize must be one of {RESIZE_MODES}, not {self.resize!r}")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the picture sits in the input (pixels) and in the output map (cells)."""
+
+    content: tuple[int, int, int, int]  # left, top, width, height in input pixels
+    cells: tuple[int, int, int, int]  # left, top, width, height in output cells
+
+
+def layout(image_width: int, image_height: int, spec: InputSpec) -> Layout:
+    """Place an image of the given size in the model input according to ``spec.resize``."""
+    if spec.resize == "stretch":
+        return Layout((0, 0, spec.width, spec.height), (0, 0, spec.map_width, spec.map_height))
+    sx = spec.width / spec.map_width
+    sy = spec.height / spec.map_height
+    scale = min(spec.width / image_width, spec.height / image_height)
+    cells_w = int(min(spec.map_width, max(1, round(image_width * scale / sx))))
+    cells_h = int(min(spec.map_height, max(1, round(image_height * scale / sy))))
+    left_c = (spec.map_width - cells_w) // 2
+    top_c = (spec.map_height - cells_h) // 2
+    left, top = round(left_c * sx), round(top_c * sy)
+    width = round((left_c + cells_w) * sx) - left
+    height = round((top_c + cells_h) * sy) - top
+    return Layout((left, top, width, height), (left_c, top_c, cells_w, cells_h))
+
+
+def to_input(rgb: Image.Image, spec: InputSpec) -> tuple[np.ndarray, Layout]:
+    """The uint8 HxWx3 input array for ``rgb`` and its layout (black padding for letterbox)."""
+    place = layout(rgb.width, rgb.height, spec)
+    left, top, width, height = place.content
+    resized = rgb.resize((width, height), Image.BILINEAR)
+    if (width, height) == (spec.width, spec.height):
+        return np.asarray(resized, dtype=np.uint8), place
+    canvas = np.zeros((spec.height, spec.width, 3), dtype=np.uint8)
+    canvas[top : top + height, left : left + width] = np.asarray(resized, dtype=np.uint8)
+    return canvas, place
+
+
+def content_cells(raw_map: np.ndarray, place: Layout) -> np.ndarray:
+    """The part of an output map that covers the picture (padding removed)."""
+    left, top, width, height = place.cells
+    return raw_map[top : top + height, left : left + width]
+
+
+def to_probability(values: np.ndarray, kind: str, temperature: float = 1.0) -> np.ndarray:
+    """Turn a model's map (logits, probabilities or unnormalised saliency) into a map summing to 1."""
+    values = values.astype(np.float64)
+    if kind == "logits":
+        z = values / temperature
+        p = np.exp(z - z.max())
+    elif kind == "probability":
+        p = np.clip(values, 0.0, None)
+    elif kind == "saliency":
+        p = values - values.min()
+    else:
+        raise ValueError(f"unknown output kind {kind!r}")
+    total = p.sum()
+    if not np.isfinite(total) or total <= 0:
+        return np.full(values.shape, 1.0 / values.size, dtype=np.float32)
+    return (p / total).astype(np.float32)

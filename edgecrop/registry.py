@@ -1,0 +1,49 @@
+"""The bundled models, by name, with the model card each one carries in its metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .model import CARD_METADATA_NAME
+from .tflite_metadata import read_metadata
+
+DEFAULT_MODEL = "edgecrop_int8"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    path: Path
+    size_bytes: int
+
+    def card(self) -> dict:
+        """The model card embedded in the .tflite file ({} when it has none)."""
+        meta = read_metadata(self.path.read_bytes())
+        return json.loads(meta[CARD_METADATA_NAME]) if CARD_METADATA_NAME in meta else {}
+
+
+def models_dir() -> Path:
+    return Path(str(resources.files("edgecrop.models")))
+
+
+def list_models() -> list[RegisteredModel]:
+    """Every bundled model, sorted by name."""
+    return [RegisteredModel(p.stem, p, p.stat().st_size) for p in sorted(models_dir().glob("*.tflite"))]
+
+
+def resolve_model(name_or_path: str | os.PathLike) -> Path:
+    """A bundled model's name ('default' included) or a path to any .tflite file."""
+    text = os.fspath(name_or_path)
+    name = DEFAULT_MODEL if text == "default" else text
+    for model in list_models():
+        if model.name == name:
+            return model.path
+    path = Path(text)
+    if path.suffix == ".tflite" or path.exists():
+        return path
+    known = ", ".join(m.name for m in list_models()) or "none"
+    raise KeyError(f"unknown model {text!r}: not a bundled model ({known}) nor a file")

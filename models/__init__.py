@@ -1,0 +1,1 @@
+"""edgecrop's bundled .tflite models and their model cards (package data: edgecrop.models)."""
