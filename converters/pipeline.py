@@ -1,0 +1,74 @@
+"""The whole model pipeline, stage after stage, with the settings the shipped model was made with.
+
+    python -m converters.pipeline                      # teacher maps, train, prune, export, evaluate
+    python -m converters.pipeline --smoke --work /tmp/smoke   # a few steps of every stage (CI)
+
+Every stage is resumable, so rerunning after an interruption continues where it stopped. Each stage
+is also its own command (converters.teacher, .train, .prune, .export, .evaluate) for experiments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from . import evaluate, export, paths, prune, teacher, train
+
+# The recipe of the shipped default model (see models/edgecrop_int8.md).
+RECIPE = {
+    "input_size": 256,
+    "resize": "letterbox",
+    "epochs": 60,
+    "w_teacher": 0.9,
+    "w_fix": 0.1,
+    "target_mflops": 15.0,
+    "beta": 2e-3,
+    "seed": 0,
+}
+SMOKE = {**RECIPE, "epochs": 1, "limit": 8}
+
+
+def run_pipeline(work: Path, shared: Path, out: Path, recipe: dict, smoke: bool = False) -> dict:
+    cache = work / "cache"
+    run = work / "run"
+    limit = ["--limit", str(recipe["limit"])] if smoke else []
+    common = ["--shared", str(shared), "--cache", str(cache)]
+    teacher.main([*common, "--workers", "1" if smoke else "2", *limit])
+    train.main([*common, "--run", str(run), "--epochs", str(recipe["epochs"]), "--input-size",
+                str(recipe["input_size"]), "--resize", recipe["resize"], "--w-teacher", str(recipe["w_teacher"]),
+                "--w-fix", str(recipe["w_fix"]), "--seed", str(recipe["seed"]), *limit])
+    target = recipe["target_mflops"]
+    if smoke:  # a handful of removals: just below the full model
+        from .student import Architecture, flops
+
+        target = flops(Architecture.from_json((run / "architecture.json").read_text())) / 1e6 - 0.5
+    prune.main([*common, "--run", str(run), "--target-mflops", str(target), "--beta", str(recipe["beta"]),
+                "--seed", str(recipe["seed"]), *(["--prune-every", "1", "--eval-every", "2"] if smoke else []),
+                *limit])
+    chosen = json.loads((run / "operating_point.json").read_text())
+    card_extra = work / "card_extra.json"
+    card_extra.write_text(json.dumps({"training": {**recipe, "operating_point": chosen}}))
+    weights = f"prune_snapshots/removed_{chosen['removed']:04d}.npz"
+    export.main(["--run", str(run), "--weights", weights, "--out", str(out), "--shared", str(shared),
+                 "--card-extra", str(card_extra), *(["--smoke", "8"] if smoke else [])])
+    return evaluate.main(["--shared", str(shared), "--model", str(out / "edgecrop_int8.tflite"),
+                          "--json-out", str(work / "evaluation.json"), "--threads", "2",
+                          *(["--limit", "5", "--no-teacher"] if smoke else ["--holdout"])])
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, default=paths.cache_dir() / "pipeline", help="caches and runs")
+    ap.add_argument("--shared")
+    ap.add_argument("--out", type=Path, help="where the models go (default: models/, or WORK/models for --smoke)")
+    ap.add_argument("--smoke", action="store_true", help="a few steps of every stage on a handful of photos")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    out = args.out or (args.work / "models" if args.smoke else paths.REPO / "models")
+    return run_pipeline(args.work, paths.shared_dir(args.shared), out, SMOKE if args.smoke else RECIPE, args.smoke)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Shared fixtures. Tests that need ../shared or TensorFlow skip with the reason when they are absent."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import hypothesis  # noqa: F401  imported early: its pytest plugin importing it at the end of a run
+import numpy as np  # trips a CPython 3.11 AST bug ("recursion depth mismatch") after numba has run
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "examples" / "grace_hopper.jpg"
+SHARED = Path(os.environ.get("EDGECROP_SHARED", REPO.parent / "shared"))
+
+needs_shared = pytest.mark.skipif(
+    not (SHARED / "data" / "osie" / "fixations.json").exists(),
+    reason=f"needs the shared data folder ({SHARED}); set EDGECROP_SHARED",
+)
+needs_tf = pytest.mark.skipif(
+    importlib.util.find_spec("tensorflow") is None, reason="needs TensorFlow: pip install .[convert]"
+)
+
+
+@pytest.fixture(scope="session")
+def sample_path() -> Path:
+    return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    return SHARED
+
+
+@pytest.fixture
+def photo(tmp_path) -> Path:
+    """A small landscape JPEG with a bright blob right of centre."""
+    yy, xx = np.mgrid[0:120, 0:200]
+    blob = np.exp(-((xx - 150) ** 2 + (yy - 60) ** 2) / (2 * 12**2))
+    rgb = np.stack([blob * 255, blob * 200, np.full_like(blob, 40)], -1).astype(np.uint8)
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(rgb).save(path, quality=95)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """A tiny student converted to float32, int8 and uint8 .tflite by the converters (needs TF)."""
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("needs TensorFlow: pip install .[convert]")
+    import tensorflow as tf
+
+    from converters.export import convert, model_card
+    from converters.student import Architecture, build_student
+    from converters.tflite_edit import embed_card
+
+    tf.keras.utils.set_random_seed(0)
+    arch = Architecture(input_size=64, stem=4, blocks=((2, 4), (2, 8), (2, 8), (2, 8)), taps=(1, 2, 3), readout=4)
+    model = build_student(arch, masks=False)
+    rng = np.random.default_rng(0)
+    calib = [rng.random((1, 64, 64, 3), dtype=np.float32) for _ in range(8)]
+    out = tmp_path_factory.mktemp("tiny")
+    paths = {}
+    for kind in ("float32", "int8", "uint8"):
+        if kind == "uint8":
+            conv = tf.lite.TFLiteConverter.from_keras_model(model)
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.representative_dataset = lambda: ([x] for x in calib)
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            conv.inference_input_type = tf.uint8
+            conv.inference_output_type = tf.uint8
+            blob = conv.convert()
+        else:
+            blob = convert(model, kind, calib)
+        paths[kind] = out / f"tiny_{kind}.tflite"
+        paths[kind].write_bytes(embed_card(blob, model_card(arch, model, kind, {})))
+    return paths

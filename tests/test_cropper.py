@@ -1,0 +1,146 @@
+"""The bundled model through the public API: results, model files of each dtype, threads, errors."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from edgecrop import Boost, Cropper, CropperOptions, ModelError, SearchOptions, crop
+from edgecrop.backend import DelegateError, get_backend
+from edgecrop.geometry import largest_window
+from edgecrop.model import SaliencyModel
+from edgecrop.registry import DEFAULT_MODEL, list_models, resolve_model
+
+
+@pytest.fixture(scope="module")
+def cropper():
+    with Cropper() as c:
+        yield c
+
+
+def test_bundled_models_have_cards():
+    names = {m.name for m in list_models()}
+    assert DEFAULT_MODEL in names
+    for m in list_models():
+        card = m.card()
+        assert card["input"]["resize"] in ("letterbox", "stretch")
+        assert card["output"]["kind"] == "logits"
+        assert card["parameters"] > 0 and card["flops"] > 0
+
+
+def test_default_model_is_full_integer():
+    with SaliencyModel(resolve_model("default")) as model:
+        assert model.info.input_quant.dtype == np.int8
+        assert model.info.output_quant.dtype == np.int8
+        assert model.info.input_quant.scale > 0
+
+
+def test_crop_result(cropper, sample_path):
+    result = cropper.crop(sample_path, ["16:9", "1:1", "4:5", "9:16"])
+    assert (result.width, result.height) == (512, 600)
+    assert [c.aspect for c in result.crops] == ["16:9", "1:1", "4:5", "9:16"]
+    for c, r in zip(result.crops, [16 / 9, 1, 4 / 5, 9 / 16]):
+        assert (c.width, c.height) == largest_window(512, 600, r)
+        assert 0 <= c.x <= 512 - c.width and 0 <= c.y <= 600 - c.height
+        assert 0 < c.score <= 1 + 1e-6
+    assert result.saliency.dtype == np.float32
+    assert result.saliency.sum() == pytest.approx(1.0, abs=1e-4)
+    assert set(result.timings) >= {"decode", "preprocess", "inference", "search", "total"}
+    # letterbox padding is cut: the map has the photo's aspect ratio
+    h, w = result.saliency.shape
+    assert abs(w / h - 512 / 600) < 0.1
+
+
+def test_saliency_follows_content(cropper, photo):
+    sal = cropper.saliency(photo)
+    h, w = sal.shape
+    # the photo is a bright blob at 3/4 of the width: more mass on the right half
+    assert sal[:, w // 2 :].sum() > sal[:, : w // 2].sum()
+
+
+def test_one_call_and_options(sample_path):
+    result = crop(sample_path, ["1:1"], options=SearchOptions(top_k=3, min_scale=0.6, nms_iou=0.3))
+    assert 1 <= len(result.crops) <= 3
+    assert [c.rank for c in result.crops] == list(range(len(result.crops)))
+
+
+def test_focus_overrides_model(cropper, photo):
+    plain = cropper.crop(photo, ["1:1"]).crops[0]
+    assert plain.x > 5  # the model keeps the blob on the right
+    left = cropper.crop(photo, ["1:1"], SearchOptions(boosts=[Boost(5, 60, weight=10)])).crops[0]
+    assert left.x <= 5 < left.x + left.width
+
+
+def test_results_do_not_alias_interpreter_memory(cropper, sample_path, photo):
+    first = cropper.saliency(sample_path)
+    kept = first.copy()
+    cropper.saliency(photo)
+    np.testing.assert_array_equal(first, kept)
+
+
+def test_threads_match_sequential(cropper, sample_path, photo):
+    inputs = [sample_path, photo] * 6
+    expected = [cropper.crop(p).crops for p in inputs]
+    got = [None] * len(inputs)
+
+    def work(i):
+        got[i] = cropper.crop(inputs[i]).crops
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == expected
+
+
+def test_model_from_bytes(sample_path):
+    data = resolve_model("default").read_bytes()
+    with Cropper.from_model(data, num_threads=1) as c:
+        assert c.crop(sample_path, ["1:1"]).crops[0].width == 512
+
+
+def test_closed_cropper_refuses(sample_path):
+    c = Cropper()
+    c.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        c.saliency(sample_path)
+
+
+def test_bad_model_files(tmp_path):
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"definitely not a flatbuffer")
+    with pytest.raises(ModelError, match="junk.tflite"):
+        Cropper.from_model(junk)
+    with pytest.raises(ModelError, match="no such model"):
+        SaliencyModel(tmp_path / "missing.tflite")
+    truncated = tmp_path / "cut.tflite"
+    truncated.write_bytes(resolve_model("default").read_bytes()[:5000])
+    with pytest.raises(ModelError):
+        Cropper.from_model(truncated)
+    with pytest.raises(KeyError, match="unknown model"):
+        Cropper(CropperOptions(model="no_such_model"))
+
+
+def test_missing_delegate_names_library():
+    with pytest.raises(DelegateError, match="libedgetpu"):
+        Cropper(CropperOptions(delegate="edgetpu"))
+    with pytest.raises(DelegateError, match="/nonexistent/libfoo.so"):
+        Cropper(CropperOptions(delegate="/nonexistent/libfoo.so", delegate_options={"a": "b"}))
+
+
+def test_backend_named():
+    assert get_backend().name in ("ai_edge_litert", "tflite_runtime", "tensorflow.lite")
+
+
+@pytest.mark.parametrize("kind", ["float32", "int8", "uint8"])
+def test_models_of_each_dtype(tiny_models, kind, sample_path):
+    """Quantisation is read from the model: the three dtypes give nearly the same map."""
+    with Cropper.from_model(tiny_models[kind], num_threads=1) as c:
+        sal = c.saliency(sample_path)
+        expected_dtype = {"float32": np.float32, "int8": np.int8, "uint8": np.uint8}[kind]
+        assert c.model.info.input_quant.dtype == expected_dtype
+    with Cropper.from_model(tiny_models["float32"], num_threads=1) as ref:
+        base = ref.saliency(sample_path)
+    assert sal.shape == base.shape
+    assert np.corrcoef(sal.ravel(), base.ravel())[0, 1] > 0.9

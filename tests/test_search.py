@@ -1,0 +1,150 @@
+"""The crop search against an independent brute force, plus its documented rules."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from edgecrop.cropper import SearchOptions, find_crops
+from edgecrop.geometry import largest_window
+from edgecrop.search import Boost, apply_boosts, centred_window, search, summed_area
+
+TOL = 1e-9
+
+
+def exact_mass(m, width, height, x, y, cw, ch):
+    """Window mass by explicit cell coverage (independent of the summed-area interpolation)."""
+    h, w = m.shape
+    u0, u1 = x * w / width, (x + cw) * w / width
+    v0, v1 = y * h / height, (y + ch) * h / height
+    k = np.arange(w)
+    cover_x = np.clip(np.minimum(u1, k + 1) - np.maximum(u0, k), 0, None)
+    k = np.arange(h)
+    cover_y = np.clip(np.minimum(v1, k + 1) - np.maximum(v0, k), 0, None)
+    return float(cover_y @ m @ cover_x)
+
+
+def brute_force(m, width, height, sizes, area_cost=0.0):
+    """Every integer position of every window size; ties: nearest the centre, then y, then x."""
+    rows = []
+    for cw, ch in sizes:
+        penalty = area_cost * cw * ch / (width * height)
+        for y in range(height - ch + 1):
+            for x in range(width - cw + 1):
+                s = exact_mass(m, width, height, x, y, cw, ch) - penalty
+                dist = (2 * x + cw - width) ** 2 + (2 * y + ch - height) ** 2
+                rows.append((s, dist, y, x, cw, ch))
+    top = max(r[0] for r in rows)
+    tied = [r for r in rows if r[0] >= top - 1e-7]
+    # larger windows first among ties across sizes (the search tries scale 1 first)
+    return top, tied
+
+
+maps = st.tuples(st.integers(1, 12), st.integers(1, 12)).flatmap(
+    lambda hw: arrays(np.float64, hw, elements=st.integers(0, 4).map(float))
+)
+
+
+def normalise(m):
+    return m / m.sum() if m.sum() > 0 else np.full(m.shape, 1 / m.size)
+
+
+@settings(max_examples=150, deadline=None)
+@given(maps, st.integers(8, 90), st.integers(8, 90), st.sampled_from([16 / 9, 1.0, 0.8, 9 / 16, 2.4]))
+def test_largest_window_matches_brute_force(m, width, height, ratio):
+    m = normalise(m)
+    sat = summed_area(m)
+    (best,) = search(sat, width, height, ratio)
+    cw, ch = largest_window(width, height, ratio)
+    top, tied = brute_force(m, width, height, [(cw, ch)])
+    assert (best.box.width, best.box.height) == (cw, ch)
+    assert best.score == pytest.approx(top, abs=1e-7)
+    expected = min(tied, key=lambda r: (r[1], r[2], r[3]))
+    assert (best.box.x, best.box.y) == (expected[3], expected[2])
+
+
+@settings(max_examples=60, deadline=None)
+@given(maps, st.integers(8, 48), st.integers(8, 48), st.sampled_from([16 / 9, 1.0, 0.8]), st.floats(0.0, 0.9))
+def test_zoom_search_matches_brute_force(m, width, height, ratio, area_cost):
+    m = normalise(m)
+    sat = summed_area(m)
+    (best,) = search(sat, width, height, ratio, min_scale=0.5, scale_steps=3, area_cost=area_cost)
+    sizes = [largest_window(width, height, ratio, s) for s in np.linspace(1.0, 0.5, 3)]
+    top, _ = brute_force(m, width, height, sizes, area_cost)
+    assert best.score == pytest.approx(top, abs=1e-7)
+    penalty = area_cost * best.box.area / (width * height)
+    assert exact_mass(m, width, height, *best.box.as_tuple()) - penalty == pytest.approx(best.score, abs=1e-7)
+
+
+@settings(max_examples=60, deadline=None)
+@given(maps, st.integers(16, 120), st.integers(16, 120), st.integers(2, 5), st.floats(0.2, 0.8))
+def test_top_k_distinct_and_ordered(m, width, height, k, iou):
+    sat = summed_area(normalise(m))
+    found = search(sat, width, height, 1.0, min_scale=0.6, scale_steps=3, top_k=k, nms_iou=iou)
+    (first,) = search(sat, width, height, 1.0, min_scale=0.6, scale_steps=3)
+    assert found[0] == first
+    assert 1 <= len(found) <= k
+    for i, a in enumerate(found):
+        assert 0 <= a.box.x and a.box.x + a.box.width <= width
+        assert 0 <= a.box.y and a.box.y + a.box.height <= height
+        for b in found[i + 1 :]:
+            assert a.box.iou(b.box) < iou
+    assert all(found[i].score >= found[i + 1].score - TOL for i in range(1, len(found) - 1))
+
+
+def test_uniform_map_gives_centred_crop():
+    m = np.ones((8, 8))
+    (best,) = search(summed_area(normalise(m)), 1000, 600, 1.0)
+    assert best.box.as_tuple() == (200, 0, 600, 600)
+
+
+def test_crop_follows_salient_region():
+    m = np.zeros((6, 10))
+    m[2:4, 8] = 1.0
+    (best,) = search(summed_area(normalise(m)), 1000, 600, 1.0)
+    assert best.box.x == 300  # of the windows holding the peak (x 300..400), the most central
+    assert best.score == pytest.approx(1.0)
+
+
+def test_boost_overrides_model():
+    m = np.zeros((6, 10))
+    m[3, 0] = 1.0  # the model looks left
+    opts = SearchOptions(boosts=[Boost(950, 300, weight=5.0)])  # the user taps the right edge
+    (c,) = find_crops(m, 1000, 600, [("1:1", 1.0)], opts)
+    assert c.x + c.width > 950
+    (plain,) = find_crops(m, 1000, 600, [("1:1", 1.0)], SearchOptions())
+    assert plain.x == 0
+
+
+def test_box_boost_spreads_weight():
+    m = np.full((4, 4), 1 / 16)
+    boosted = apply_boosts(m, 400, 400, (Boost(0, 0, 200, 200, weight=1.0),))
+    assert boosted.sum() == pytest.approx(1.0)
+    assert boosted[:2, :2].sum() == pytest.approx((0.25 + 1) / 2)
+
+
+def test_twitter_policy_centres_on_peak_and_stays_inside():
+    m = np.zeros((10, 10))
+    m[1, 8] = 1.0
+    (c,) = find_crops(m, 1000, 1000, [("9:16", 9 / 16)], SearchOptions(policy="twitter"))
+    assert (c.width, c.height) == largest_window(1000, 1000, 9 / 16)
+    assert c.x == 1000 - c.width  # would be centred at x=850, shifted inside
+    box = centred_window(500, 500, 1000, 1000, 1.0)
+    assert box.as_tuple() == (0, 0, 1000, 1000)
+
+
+def test_centre_policy():
+    m = np.zeros((4, 4))
+    m[0, 0] = 1
+    (c,) = find_crops(m, 800, 600, [("1:1", 1.0)], SearchOptions(policy="center"))
+    assert c.as_dict()["x"] == 100 and c.score == pytest.approx(0.5)  # half of cell (0, 0) is inside
+
+
+def test_options_are_validated():
+    with pytest.raises(ValueError):
+        SearchOptions(policy="nope")
+    with pytest.raises(ValueError):
+        SearchOptions(min_scale=0)
+    with pytest.raises(ValueError):
+        SearchOptions(top_k=0)
