@@ -6,7 +6,8 @@ Fixation density maps: the fixation points blurred with a Gaussian of sigma = 24
 - CC: Pearson correlation with the fixation density map.
 - KL: KL(density || map), both normalised to sum 1, with eps = 2.2e-16 (MIT's convention).
 - SIM: sum of the element-wise minimum of the two distributions.
-- AUC-Judd: thresholds at the map's values at fixations; false positives over all other pixels.
+- AUC-Judd: thresholds at the map's values at fixations; false positives over all other pixels
+  (with MIT's tiny seeded jitter, so that a flat map scores 0.5).
 - sAUC (shuffled): positives at the image's fixations, negatives at the other images' fixations
   (the centre bias cancels); computed exactly as a Mann-Whitney statistic over all negatives.
 """
@@ -70,6 +71,7 @@ def sim(s: np.ndarray, d: np.ndarray) -> float:
 
 def auc_judd(s: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> float:
     s = (s - s.min()) / (s.max() - s.min() + EPS)
+    s = s + np.random.default_rng(0).random(s.shape) * 1e-7  # MIT's jitter: ties must not decide the AUC
     thresholds = np.sort(s[rows, cols])[::-1]
     n_fix, n_pix = len(thresholds), s.size
     flat = np.sort(s.ravel())

@@ -20,9 +20,9 @@ from . import evaluate, export, paths, prune, teacher, train
 RECIPE = {
     "input_size": 256,
     "resize": "letterbox",
-    "epochs": 60,
-    "w_teacher": 0.9,
-    "w_fix": 0.1,
+    "epochs": 40,
+    "w_teacher": 0.5,
+    "w_fix": 0.5,
     "target_mflops": 15.0,
     "beta": 2e-3,
     "seed": 0,

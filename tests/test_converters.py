@@ -1,0 +1,131 @@
+"""Converters: flatbuffer edits, the student, pruning bookkeeping, int8 checks, metrics, smoke pipeline."""
+
+import numpy as np
+import pytest
+
+from edgecrop.tflite_metadata import ModelFormatError, read_metadata
+
+from .conftest import needs_shared, needs_tf
+
+
+def test_metadata_reader_rejects_junk():
+    with pytest.raises(ModelFormatError):
+        read_metadata(b"1234TFL3" + b"\xff" * 8)
+    with pytest.raises(ModelFormatError, match="TFL3"):
+        read_metadata(b"not a model at all")
+
+
+@needs_tf
+def test_embed_card_round_trip(tiny_models):
+    from converters.tflite_edit import embed_card
+    from edgecrop.model import CARD_METADATA_NAME
+
+    data = tiny_models["int8"].read_bytes()
+    again = embed_card(data, {"name": "second"})
+    meta = read_metadata(again)
+    assert b'"second"' in meta[CARD_METADATA_NAME]
+    assert list(meta).count(CARD_METADATA_NAME) == 1
+
+
+@needs_tf
+def test_int8_check_and_operators(tiny_models):
+    from converters.export import check_int8, operators
+
+    assert check_int8(tiny_models["int8"].read_bytes()) == []
+    problems = check_int8(tiny_models["float32"].read_bytes())
+    assert problems and all("not all int8" in p for p in problems)
+    names = {op[0] for op in operators(tiny_models["int8"].read_bytes())}
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "RESIZE_BILINEAR", "CONCATENATION"} <= names
+
+
+@needs_tf
+def test_slim_removes_masked_maps_exactly():
+    import tensorflow as tf
+
+    from converters.student import Architecture, active_widths, build_student, flops, mask_layers, slim
+
+    tf.keras.utils.set_random_seed(1)
+    arch = Architecture(input_size=64, stem=6, blocks=((2, 6), (2, 8), (2, 8), (2, 8)), taps=(1, 2, 3), readout=5)
+    model = build_student(arch)
+    for w in model.trainable_weights:  # non-zero biases, so a wrong slice would show
+        w.assign(tf.random.normal(w.shape, stddev=0.3))
+    masks = mask_layers(model)
+    for unit, channel in [("stem", 2), ("b0", 0), ("b1", 5), ("b2", 1), ("b3", 7), ("readout", 3)]:
+        m = masks[unit].mask
+        m.assign(tf.tensor_scatter_nd_update(m, [[channel]], [0.0]))
+    x = np.random.default_rng(0).random((2, 64, 64, 3), dtype=np.float32)
+    slim_model, slim_arch = slim(model, arch)
+    np.testing.assert_allclose(slim_model(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-4)
+    assert slim_arch.unit_widths() == active_widths(model)
+    assert flops(slim_arch) < flops(arch)
+
+
+def test_removal_savings_positive():
+    pytest.importorskip("tensorflow")
+    from converters.prune import choose_operating_point, removal_savings
+    from converters.student import Architecture
+
+    arch = Architecture()
+    savings = removal_savings(arch, arch.unit_widths())
+    assert all(v > 0 for v in savings.values())
+    assert savings["stem"] > savings["b7"]  # high resolution maps cost more
+    curve = [
+        {"mflops": 60, "NSS": 1.60, "CC_teacher": 0.80},
+        {"mflops": 40, "NSS": 1.59, "CC_teacher": 0.795},
+        {"mflops": 20, "NSS": 1.40, "CC_teacher": 0.70},
+    ]
+    assert choose_operating_point(curve)["mflops"] == 40
+
+
+def test_metrics_sanity():
+    pytest.importorskip("tensorflow")
+    from converters import metrics
+
+    rng = np.random.default_rng(0)
+    fix = np.column_stack([rng.normal(150, 10, 50), rng.normal(60, 10, 50)])
+    truth = metrics.GroundTruth(fix, 200, 120, other_fixations=rng.uniform([0, 0], [200, 120], (200, 2)))
+    good = metrics.all_metrics(truth.density, truth)
+    flat = metrics.all_metrics(np.ones((12, 20)), truth)
+    assert good["NSS"] > 2 and good["CC"] == pytest.approx(1.0) and good["KL"] == pytest.approx(0, abs=1e-6)
+    assert good["AUC-Judd"] > 0.9 and good["sAUC"] > 0.8 and good["SIM"] == pytest.approx(1.0)
+    assert flat["NSS"] == pytest.approx(0, abs=1e-6) and flat["AUC-Judd"] == pytest.approx(0.5, abs=0.1)
+    assert metrics.auc_ranks(np.array([1.0, 2.0]), np.array([0.0, 0.5])) == 1.0
+
+
+@needs_tf
+def test_augmentation_moves_maps_with_images():
+    from PIL import Image
+
+    from converters.data import Sample, make_example
+    from edgecrop.preprocess import InputSpec
+
+    rgb = np.zeros((60, 80, 3), np.uint8)
+    rgb[:, 60:] = 255  # bright right quarter
+    teacher = np.full((15, 20), 1e-4, np.float32)  # a softmax map is never exactly zero
+    teacher[:, 15:] = 1.0
+    teacher /= teacher.sum()
+    sample = Sample("x", Image.fromarray(rgb), teacher, np.array([[70.0, 30.0]]))
+    spec = InputSpec(64, 64, 16, 16, "letterbox")
+    for seed in range(20):
+        ex = make_example(sample, spec, np.random.default_rng(seed))
+        assert ex.teacher.sum() == pytest.approx(1.0, abs=1e-4)
+        assert not ex.teacher[~ex.valid].any()
+        # where the teacher map is, the image is bright (both moved together, flips included)
+        brightness = ex.pixels.reshape(16, 4, 16, 4, 3).mean(axis=(1, 3, 4))
+        if brightness.max() > 100:  # the crop kept some of the bright part
+            assert brightness[ex.teacher > ex.teacher.max() / 2].mean() > 100
+        if ex.fix_counts.sum():
+            assert brightness[ex.fix_counts > 0].mean() > 100
+
+
+@needs_tf
+@needs_shared
+def test_pipeline_smoke(tmp_path, shared):
+    """A few steps of every stage on a handful of photos: teacher, train, prune, export, evaluate."""
+    from converters.pipeline import main
+
+    results = main(["--smoke", "--work", str(tmp_path), "--shared", str(shared)])
+    assert (tmp_path / "models" / "edgecrop_int8.tflite").exists()
+    assert (tmp_path / "run" / "curve.csv").exists() and (tmp_path / "run" / "curve.png").exists()
+    model = results["models"][str(tmp_path / "models" / "edgecrop_int8.tflite")]
+    assert np.isfinite(model["NSS"]) and 0 <= model["crop_fixation_share"]["1:1"] <= 1
