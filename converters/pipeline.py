@@ -36,26 +36,78 @@ def run_pipeline(work: Path, shared: Path, out: Path, recipe: dict, smoke: bool 
     limit = ["--limit", str(recipe["limit"])] if smoke else []
     common = ["--shared", str(shared), "--cache", str(cache)]
     teacher.main([*common, "--workers", "1" if smoke else "2", *limit])
-    train.main([*common, "--run", str(run), "--epochs", str(recipe["epochs"]), "--input-size",
-                str(recipe["input_size"]), "--resize", recipe["resize"], "--w-teacher", str(recipe["w_teacher"]),
-                "--w-fix", str(recipe["w_fix"]), "--seed", str(recipe["seed"]), *limit])
+    train.main(
+        [
+            *common,
+            "--run",
+            str(run),
+            "--epochs",
+            str(recipe["epochs"]),
+            "--input-size",
+            str(recipe["input_size"]),
+            "--resize",
+            recipe["resize"],
+            "--w-teacher",
+            str(recipe["w_teacher"]),
+            "--w-fix",
+            str(recipe["w_fix"]),
+            "--seed",
+            str(recipe["seed"]),
+            *limit,
+        ]
+    )
     target = recipe["target_mflops"]
     if smoke:  # a handful of removals: just below the full model
         from .student import Architecture, flops
 
         target = flops(Architecture.from_json((run / "architecture.json").read_text())) / 1e6 - 0.5
-    prune.main([*common, "--run", str(run), "--target-mflops", str(target), "--beta", str(recipe["beta"]),
-                "--seed", str(recipe["seed"]), *(["--prune-every", "1", "--eval-every", "2"] if smoke else []),
-                *limit])
+    prune.main(
+        [
+            *common,
+            "--run",
+            str(run),
+            "--target-mflops",
+            str(target),
+            "--beta",
+            str(recipe["beta"]),
+            "--seed",
+            str(recipe["seed"]),
+            *(["--prune-every", "1", "--eval-every", "2"] if smoke else []),
+            *limit,
+        ]
+    )
     chosen = json.loads((run / "operating_point.json").read_text())
     card_extra = work / "card_extra.json"
     card_extra.write_text(json.dumps({"training": {**recipe, "operating_point": chosen}}))
     weights = f"prune_snapshots/removed_{chosen['removed']:04d}.npz"
-    export.main(["--run", str(run), "--weights", weights, "--out", str(out), "--shared", str(shared),
-                 "--card-extra", str(card_extra), *(["--smoke", "8"] if smoke else [])])
-    return evaluate.main(["--shared", str(shared), "--model", str(out / "edgecrop_int8.tflite"),
-                          "--json-out", str(work / "evaluation.json"), "--threads", "2",
-                          *(["--limit", "5", "--no-teacher"] if smoke else ["--holdout"])])
+    export.main(
+        [
+            "--run",
+            str(run),
+            "--weights",
+            weights,
+            "--out",
+            str(out),
+            "--shared",
+            str(shared),
+            "--card-extra",
+            str(card_extra),
+            *(["--smoke", "8"] if smoke else []),
+        ]
+    )
+    return evaluate.main(
+        [
+            "--shared",
+            str(shared),
+            "--model",
+            str(out / "edgecrop_int8.tflite"),
+            "--json-out",
+            str(work / "evaluation.json"),
+            "--threads",
+            "2",
+            *(["--limit", "5", "--no-teacher"] if smoke else ["--holdout"]),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:

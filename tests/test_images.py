@@ -135,7 +135,9 @@ def test_arrays(array):
     assert loaded.rgb.mode == "RGB" and (loaded.width, loaded.height) == (6, 5)
 
 
-@pytest.mark.parametrize("array", [np.zeros((5,)), np.zeros((5, 6, 2)), np.zeros((0, 6, 3)), np.zeros((4, 4), np.int64)])
+@pytest.mark.parametrize(
+    "array", [np.zeros((5,)), np.zeros((5, 6, 2)), np.zeros((0, 6, 3)), np.zeros((4, 4), np.int64)]
+)
 def test_bad_arrays(array):
     with pytest.raises(ImageError):
         load_image(array)
