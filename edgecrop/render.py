@@ -52,5 +52,5 @@ def overlay(
         x1, y1 = (c.x + c.width) * sx - 1, (c.y + c.height) * sy - 1
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=line)
         label = c.aspect if c.rank == 0 else f"{c.aspect} #{c.rank + 1}"
-        draw.text((x0 + line + 2, y0 + line + 2), label, fill=colour)
+        draw.text((x0 + line + 2, y0 + line + 2 + 12 * k), label, fill=colour)  # stacked: boxes may share a corner
     return out

@@ -112,3 +112,9 @@ def test_module_entry_point_and_info(sample_path):
     assert all("card" in m for m in data["models"])
     missing = run("crop", "/nonexistent/photo.jpg", "--json")
     assert missing.returncode == 1 and "no such file" in missing.stderr
+
+
+def test_import_never_loads_tensorflow():
+    code = "import sys, edgecrop, edgecrop.cli; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

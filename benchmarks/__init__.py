@@ -1,0 +1,1 @@
+"""Latency and quality benchmarks (issue: benchmarks); each script prints what it measured here."""
