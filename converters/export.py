@@ -20,7 +20,9 @@ from ai_edge_litert import schema_py_generated as schema
 
 from edgecrop import Cropper
 from edgecrop.images import load_image
+from edgecrop.model import CARD_METADATA_NAME
 from edgecrop.preprocess import InputSpec, to_input
+from edgecrop.tflite_metadata import read_metadata
 
 from . import paths
 from .data import load_splits, photo_sets
@@ -30,6 +32,7 @@ from .tflite_edit import embed_card
 
 log = logging.getLogger("converters.export")
 
+KINDS = ("int8", "float16", "float32")
 CALIBRATION_PHOTOS = 240
 INT8_MIN_CC = 0.99
 _OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
@@ -175,7 +178,7 @@ def export(run: Path, out: Path, shared: Path, weights: str, extra: dict, calib_
     ]
     calibration = calibration_inputs(calib_photos, arch.spec())
     log.info("calibrating int8 on %d corpus photos", len(calibration))
-    blobs = {kind: convert(model, kind, calibration) for kind in ("int8", "float16", "float32")}
+    blobs = {kind: convert(model, kind, calibration) for kind in KINDS}
     problems = check_int8(blobs["int8"])
     if problems:
         raise RuntimeError("int8 model is not fully integer:\n" + "\n".join(problems))
@@ -193,6 +196,17 @@ def export(run: Path, out: Path, shared: Path, weights: str, extra: dict, calib_
         (out / f"edgecrop_{kind}.md").write_text(card_markdown(card))
         log.info("wrote %s (%d bytes)", out / f"edgecrop_{kind}.tflite", len(blob))
     return figures
+
+
+def add_to_cards(out: Path, key: str, value) -> None:
+    """Set ``card[key] = value`` in every exported model's embedded card and its Markdown copy."""
+    for kind in KINDS:
+        path = out / f"edgecrop_{kind}.tflite"
+        data = path.read_bytes()
+        card = json.loads(read_metadata(data)[CARD_METADATA_NAME])
+        card[key] = value
+        path.write_bytes(embed_card(data, card))
+        (out / f"edgecrop_{kind}.md").write_text(card_markdown(card))
 
 
 def main(argv: list[str] | None = None) -> None:

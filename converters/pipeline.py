@@ -20,11 +20,11 @@ from . import evaluate, export, paths, prune, teacher, train
 RECIPE = {
     "input_size": 256,
     "resize": "letterbox",
-    "epochs": 40,
+    "epochs": 80,
     "w_teacher": 0.5,
     "w_fix": 0.5,
     "target_mflops": 15.0,
-    "beta": 2e-3,
+    "beta": 1e-3,
     "seed": 0,
 }
 SMOKE = {**RECIPE, "epochs": 1, "limit": 8}

@@ -71,10 +71,10 @@ def prune(
     run: Path,
     *,
     target_mflops: float,
-    beta: float = 2e-3,
+    beta: float = 1e-3,
     prune_every: int = 8,
     eval_every: int = 20,
-    lr: float = 3e-4,
+    lr: float = 5e-5,
     batch_size: int = 32,
     seed: int = 0,
     weights: LossWeights = LossWeights(),
@@ -247,10 +247,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--shared")
     ap.add_argument("--cache")
     ap.add_argument("--target-mflops", type=float, default=15.0)
-    ap.add_argument("--beta", type=float, default=2e-3, help="loss (nats) per MFLOP saved")
+    ap.add_argument("--beta", type=float, default=1e-3, help="loss (nats) per MFLOP saved")
     ap.add_argument("--prune-every", type=int, default=8, help="fine-tuning steps between removals")
     ap.add_argument("--eval-every", type=int, default=20, help="removals between curve points")
-    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--lr", type=float, default=5e-5, help="fine-tuning rate (about the end of training)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int)
     args = ap.parse_args(argv)
