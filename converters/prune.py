@@ -1,6 +1,7 @@
 """Stage 5: Fisher pruning (Theis et al. 2018, arXiv:1801.05787).
 
-While fine-tuning, each alive feature map k gets a per-example gradient of the loss with respect to
+First the feature maps that never fire on the training photos are removed (free). Then, while
+fine-tuning, each alive feature map k gets a per-example gradient of the loss with respect to
 a mask on it, g_nk = sum_ij a_nkij dL_n/da_nkij; its Fisher estimate of the loss increase when it is
 removed is D_k = 1/(2N) sum_n g_nk^2, over the N examples seen since the last removal. Every
 ``prune_every`` steps the map minimising D_k + beta * dC_k is removed (dC_k < 0: the FLOPs removing it
@@ -97,6 +98,11 @@ def prune(
         log.info("resuming pruning at step %d (%d maps removed)", state["step"], state["removed"])
     else:
         _record(curve_file, model, arch, val_samples, weights, snaps, 0, header=True)
+        dead = remove_dead_maps(masks, probe, Batches(train_samples, arch, batch_size).epoch(seed, augment=True))
+        if dead:
+            state["removed"] += dead
+            log.info("removed %d dead feature maps (zero Fisher on every training photo)", dead)
+            _record(curve_file, model, arch, val_samples, weights, snaps, state["removed"])
 
     @tf.function(reduce_retracing=True)
     def step(b):
@@ -159,6 +165,26 @@ def prune(
         epoch += 1
     _save_npz(model.weights, run / "prune_model.npz")
     state_file.write_text(json.dumps(state))
+
+
+def remove_dead_maps(masks: dict, probe, batches) -> int:
+    """Mask the maps that are zero on every training photo (ReLU never fires): removing them costs
+    nothing, so they go first, without fine-tuning. A unit keeps at least one map."""
+    active = {u: 0.0 for u in masks}
+    for b in batches:
+        _, *acts = probe(b["pixels"], training=False)
+        for u, a in zip(masks, acts):
+            active[u] = active[u] + tf.reduce_sum(tf.abs(a), axis=[0, 1, 2]).numpy()
+    removed = 0
+    for u, layer in masks.items():
+        mask = layer.mask.numpy()
+        dead = np.flatnonzero((active[u] == 0) & (mask > 0))
+        if len(dead) >= np.sum(mask > 0):
+            dead = dead[1:]
+        mask[dead] = 0.0
+        layer.mask.assign(mask)
+        removed += len(dead)
+    return removed
 
 
 def _pick(masks, fisher, seen, savings, beta) -> tuple[str, int]:
