@@ -23,8 +23,8 @@ RECIPE = {
     "epochs": 80,
     "w_teacher": 0.5,
     "w_fix": 0.5,
-    "target_mflops": 15.0,
-    "beta": 1e-3,
+    "target_mflops": 35.0,
+    "beta": 1e-4,
     "seed": 0,
 }
 SMOKE = {**RECIPE, "epochs": 1, "limit": 8}
@@ -56,23 +56,19 @@ def run_pipeline(work: Path, shared: Path, out: Path, recipe: dict, smoke: bool 
             *limit,
         ]
     )
-    target = recipe["target_mflops"]
-    if smoke:  # a handful of removals: just below the full model
-        from .student import Architecture, flops
-
-        target = flops(Architecture.from_json((run / "architecture.json").read_text())) / 1e6 - 0.5
+    smoke_prune = ["--prune-every", "1", "--eval-every", "2", "--max-removals", "4"] if smoke else []
     prune.main(
         [
             *common,
             "--run",
             str(run),
             "--target-mflops",
-            str(target),
+            str(recipe["target_mflops"]),
             "--beta",
             str(recipe["beta"]),
             "--seed",
             str(recipe["seed"]),
-            *(["--prune-every", "1", "--eval-every", "2"] if smoke else []),
+            *smoke_prune,
             *limit,
         ]
     )

@@ -72,7 +72,8 @@ def prune(
     run: Path,
     *,
     target_mflops: float,
-    beta: float = 1e-3,
+    max_removals: int | None = None,
+    beta: float = 1e-4,
     prune_every: int = 8,
     eval_every: int = 20,
     lr: float = 5e-5,
@@ -130,7 +131,13 @@ def prune(
     seen = 0
     epoch = state["step"] // max(1, -(-len(train_samples) // batch_size))
     t0 = time.time()
-    while flops(arch, active_widths(model)) / 1e6 > target_mflops:
+    first = state["removed"]
+
+    def done() -> bool:
+        hit_cap = max_removals is not None and state["removed"] - first >= max_removals
+        return hit_cap or flops(arch, active_widths(model)) / 1e6 <= target_mflops
+
+    while not done():
         for b in batches.epoch(seed * 7919 + epoch):
             loss, f = step(b)
             for u, fu in zip(units, f):
@@ -155,12 +162,12 @@ def prune(
                 float(loss),
                 time.time() - t0,
             )
-            if state["removed"] % eval_every == 0 or mflops <= target_mflops:
+            if state["removed"] % eval_every == 0 or done():
                 _record(curve_file, model, arch, val_samples, weights, snaps, state["removed"])
                 _save_npz(model.weights, run / "prune_model.npz")
                 _save_npz(optimizer.variables, run / "prune_optimizer.npz")
                 state_file.write_text(json.dumps(state))
-            if mflops <= target_mflops:
+            if done():
                 break
         epoch += 1
     _save_npz(model.weights, run / "prune_model.npz")
@@ -273,7 +280,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--shared")
     ap.add_argument("--cache")
     ap.add_argument("--target-mflops", type=float, default=15.0)
-    ap.add_argument("--beta", type=float, default=1e-3, help="loss (nats) per MFLOP saved")
+    ap.add_argument("--max-removals", type=int, help="stop after this many Fisher removals (smoke runs)")
+    ap.add_argument("--beta", type=float, default=1e-4, help="loss (nats) per MFLOP saved")
     ap.add_argument("--prune-every", type=int, default=8, help="fine-tuning steps between removals")
     ap.add_argument("--eval-every", type=int, default=20, help="removals between curve points")
     ap.add_argument("--lr", type=float, default=5e-5, help="fine-tuning rate (about the end of training)")
@@ -293,6 +301,7 @@ def main(argv: list[str] | None = None) -> None:
         data["osie_val"],
         args.run,
         target_mflops=args.target_mflops,
+        max_removals=args.max_removals,
         beta=args.beta,
         prune_every=args.prune_every,
         eval_every=args.eval_every,
