@@ -72,10 +72,16 @@ def run_pipeline(work: Path, shared: Path, out: Path, recipe: dict, smoke: bool 
             *limit,
         ]
     )
+    return publish(run, work, shared, out, recipe, smoke)
+
+
+def publish(run: Path, work: Path, shared: Path, out: Path, recipe: dict, smoke: bool = False) -> dict:
+    """Export the chosen operating point of a pruned run, evaluate it, and put the figures in its cards."""
     chosen = json.loads((run / "operating_point.json").read_text())
     card_extra = work / "card_extra.json"
     card_extra.write_text(json.dumps({"training": {**recipe, "operating_point": chosen}}))
     weights = f"prune_snapshots/removed_{chosen['removed']:04d}.npz"
+    smoke_export = ["--smoke", "8"] if smoke else []
     export.main(
         [
             "--run",
@@ -88,22 +94,37 @@ def run_pipeline(work: Path, shared: Path, out: Path, recipe: dict, smoke: bool 
             str(shared),
             "--card-extra",
             str(card_extra),
-            *(["--smoke", "8"] if smoke else []),
+            *smoke_export,
         ]
     )
-    return evaluate.main(
+    int8 = str(out / "edgecrop_int8.tflite")
+    smoke_eval = ["--limit", "5", "--no-teacher"] if smoke else ["--holdout"]
+    results = evaluate.main(
         [
             "--shared",
             str(shared),
             "--model",
-            str(out / "edgecrop_int8.tflite"),
+            int8,
             "--json-out",
             str(work / "evaluation.json"),
             "--threads",
             "2",
-            *(["--limit", "5", "--no-teacher"] if smoke else ["--holdout"]),
+            *smoke_eval,
         ]
     )
+    export.add_to_cards(
+        out,
+        "metrics",
+        {
+            "command": "python -m converters.evaluate --model edgecrop_int8 --split val --holdout",
+            "osie_val_int8": results["models"][int8],
+            "osie_val_teacher": results["models"].get("teacher"),
+            "osie_val_centre_bias": results["models"]["centre-bias"],
+            "crop_baselines": results["crop_baselines"],
+            "holdout_agreement_with_teacher": results.get("holdout_vs_teacher", {}).get(int8),
+        },
+    )
+    return results
 
 
 def main(argv: list[str] | None = None) -> dict:
