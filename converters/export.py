@@ -160,6 +160,7 @@ def card_markdown(card: dict) -> str:
         "training_data",
         "training",
         "metrics",
+        "checks",
         "limits",
     ):
         value = card.get(key)
@@ -190,7 +191,7 @@ def export(run: Path, out: Path, shared: Path, weights: str, extra: dict, calib_
     out.mkdir(parents=True, exist_ok=True)
     figures = {"int8_vs_float32_cc": agreement, "int8_ops": sorted({o[0] for o in operators(blobs["int8"])})}
     for kind, blob in blobs.items():
-        card = model_card(arch, model, kind, {**extra, "checks": figures})
+        card = model_card(arch, model, kind, extra)
         card["checks"] = figures
         (out / f"edgecrop_{kind}.tflite").write_bytes(embed_card(blob, card))
         (out / f"edgecrop_{kind}.md").write_text(card_markdown(card))
