@@ -25,6 +25,7 @@ RECIPE = {
     "w_fix": 0.5,
     "target_mflops": 35.0,
     "beta": 1e-4,
+    "eval_every": 10,
     "seed": 0,
 }
 SMOKE = {**RECIPE, "epochs": 1, "limit": 8}
@@ -56,7 +57,11 @@ def run_pipeline(work: Path, shared: Path, out: Path, recipe: dict, smoke: bool 
             *limit,
         ]
     )
-    smoke_prune = ["--prune-every", "1", "--eval-every", "2", "--max-removals", "4"] if smoke else []
+    smoke_prune = (
+        ["--prune-every", "1", "--eval-every", "2", "--max-removals", "4"]
+        if smoke
+        else ["--eval-every", str(recipe["eval_every"])]
+    )
     prune.main(
         [
             *common,

@@ -10,7 +10,7 @@ Every ``eval_every`` removals the validation loss, NSS and CC are logged to curv
 weights snapshotted; the operating point is the smallest model whose validation NSS and CC are
 within the tolerances (0.03, 0.01) of the unpruned model's. curve.png plots the trade-off.
 
-    python -m converters.prune --run .cache/runs/letterbox --target-mflops 15
+    python -m converters.prune --run .cache/runs/base --target-mflops 35 --beta 1e-4
 """
 
 from __future__ import annotations
