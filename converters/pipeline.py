@@ -31,52 +31,22 @@ RECIPE = {
 SMOKE = {**RECIPE, "epochs": 1, "limit": 8}
 
 
+def _flags(recipe: dict, keys: tuple[str, ...]) -> list[str]:
+    """Recipe entries as command-line flags: {'w_fix': 0.5} -> ['--w-fix', '0.5']."""
+    return [item for k in keys for item in (f"--{k.replace('_', '-')}", str(recipe[k]))]
+
+
 def run_pipeline(work: Path, shared: Path, out: Path, recipe: dict, smoke: bool = False) -> dict:
     cache = work / "cache"
     run = work / "run"
     limit = ["--limit", str(recipe["limit"])] if smoke else []
     common = ["--shared", str(shared), "--cache", str(cache)]
     teacher.main([*common, "--workers", "1" if smoke else "2", *limit])
-    train.main(
-        [
-            *common,
-            "--run",
-            str(run),
-            "--epochs",
-            str(recipe["epochs"]),
-            "--input-size",
-            str(recipe["input_size"]),
-            "--resize",
-            recipe["resize"],
-            "--w-teacher",
-            str(recipe["w_teacher"]),
-            "--w-fix",
-            str(recipe["w_fix"]),
-            "--seed",
-            str(recipe["seed"]),
-            *limit,
-        ]
-    )
-    smoke_prune = (
-        ["--prune-every", "1", "--eval-every", "2", "--max-removals", "4"]
-        if smoke
-        else ["--eval-every", str(recipe["eval_every"])]
-    )
-    prune.main(
-        [
-            *common,
-            "--run",
-            str(run),
-            "--target-mflops",
-            str(recipe["target_mflops"]),
-            "--beta",
-            str(recipe["beta"]),
-            "--seed",
-            str(recipe["seed"]),
-            *smoke_prune,
-            *limit,
-        ]
-    )
+    train_keys = ("epochs", "input_size", "resize", "w_teacher", "w_fix", "seed")
+    train.main([*common, "--run", str(run), *_flags(recipe, train_keys), *limit])
+    schedule = ["--prune-every", "1", "--eval-every", "2", "--max-removals", "4"] if smoke else []
+    prune_keys = ("target_mflops", "beta", "seed") + (() if smoke else ("eval_every",))
+    prune.main([*common, "--run", str(run), *_flags(recipe, prune_keys), *schedule, *limit])
     return publish(run, work, shared, out, recipe, smoke)
 
 
