@@ -77,6 +77,8 @@ def load_image(
         img = _from_array(source, name)
         width, height = img.size
         return LoadedImage(_to_rgb(img, background), width, height, name)
+    if isinstance(source, Image.Image):
+        min_size = None  # the caller's image: never change how it decodes
     try:
         img = _open(source, name)
         with warnings.catch_warnings():

@@ -176,3 +176,9 @@ def test_decompression_bomb_refused():
     big = _roundtrip(Image.new("L", (2000, 2000)))
     with pytest.raises(ImageError, match="exceeds the limit"):
         load_image(big, max_pixels=1_000_000)
+
+
+def test_callers_pil_image_not_drafted():
+    big = Image.open(io.BytesIO(_roundtrip(Image.new("RGB", (2000, 1500)), "JPEG")))
+    loaded = load_image(big, min_size=(256, 256))
+    assert big.size == (2000, 1500) and loaded.rgb.size == (2000, 1500)
