@@ -34,6 +34,7 @@ from .train import (
     LossWeights,
     _load_npz,
     _save_npz,
+    evaluate_loss,
     load_training_data,
     per_example_losses,
     setup_logging,
@@ -46,22 +47,6 @@ def removal_savings(arch: Architecture, widths: dict[str, int]) -> dict[str, flo
     """MFLOPs saved by removing one feature map of each unit, at the current widths."""
     base = flops(arch, widths)
     return {u: (base - flops(arch, {**widths, u: widths[u] - 1})) / 1e6 for u in widths}
-
-
-def quick_scores(model, samples: list[Sample], arch: Architecture) -> dict[str, float]:
-    """Validation NSS and CC at map resolution (fast, for the curve; converters.evaluate is the reference)."""
-    nss, ccs = [], []
-    for b in Batches(samples, arch, 32).epoch(0, augment=False):
-        logits = model(b["pixels"], training=False).numpy()[..., 0]
-        for z, t, f, v in zip(logits, b["teacher"], b["fix"], b["valid"]):
-            rows, cols = np.nonzero(v)
-            r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-            s = np.exp(z[r0:r1, c0:c1] - z[r0:r1, c0:c1].max())
-            fix = f[r0:r1, c0:c1]
-            zs = (s - s.mean()) / (s.std() + 1e-12)
-            nss.append(float((zs * fix).sum() / max(fix.sum(), 1)))
-            ccs.append(float(np.corrcoef(s.ravel(), t[r0:r1, c0:c1].ravel())[0, 1]))
-    return {"NSS": float(np.mean(nss)), "CC_teacher": float(np.mean(ccs))}
 
 
 def prune(
@@ -210,14 +195,11 @@ def _pick(masks, fisher, seen, savings, beta) -> tuple[str, int]:
 
 
 def _record(curve_file: Path, model, arch, val_samples, weights, snaps: Path, removed: int, header=False) -> None:
-    from .train import evaluate_loss
-
     widths = active_widths(model)
     row = {
         "removed": removed,
         "mflops": flops(arch, widths) / 1e6,
         **evaluate_loss(model, val_samples, arch, weights),
-        **quick_scores(model, val_samples, arch),
         "widths": json.dumps(widths),
     }
     with open(curve_file, "a", newline="") as f:

@@ -12,7 +12,7 @@ entries, and ``slim`` rebuilds the network without the removed maps for export.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import keras
 import numpy as np
@@ -145,9 +145,7 @@ def flops(arch: Architecture, widths: dict[str, int] | None = None) -> int:
 def slim(model: keras.Model, arch: Architecture) -> tuple[keras.Model, Architecture]:
     """A mask-free copy of ``model`` without its masked-out feature maps (same function)."""
     keep = {name: np.flatnonzero(la.mask.numpy() > 0) for name, la in mask_layers(model).items()}
-    new_arch = Architecture(
-        **{**asdict(arch), "blocks": arch.blocks, "taps": arch.taps, "widths": {k: len(v) for k, v in keep.items()}}
-    )
+    new_arch = replace(arch, widths={k: len(v) for k, v in keep.items()})
     new = build_student(new_arch, masks=False)
 
     def take(name, kernel_in=None, kernel_out=None, bias_out=None):

@@ -62,9 +62,10 @@ def load_training_data(shared: Path, cache: Path, limit: int | None = None) -> d
 class Batches:
     """Augmented batches made on worker threads (PIL releases the GIL while resizing)."""
 
-    def __init__(self, samples: list[Sample], arch: Architecture, batch_size: int, threads: int = 2):
+    pool = ThreadPoolExecutor(2)  # shared by every Batches: one pool for the whole process
+
+    def __init__(self, samples: list[Sample], arch: Architecture, batch_size: int):
         self.samples, self.spec, self.batch_size = samples, arch.spec(), batch_size
-        self.pool = ThreadPoolExecutor(threads)
 
     def epoch(self, seed: int, augment: bool = True):
         rng = np.random.default_rng(seed)
@@ -85,12 +86,27 @@ class Batches:
 
 
 def evaluate_loss(model, samples: list[Sample], arch: Architecture, weights: LossWeights) -> dict[str, float]:
-    kls, nlls = [], []
+    """Validation KL and NLL, and NSS and CC-to-teacher at map resolution, in one pass over the photos
+    (fast figures for logs and the pruning curve; converters.evaluate is the reference)."""
+    kls, nlls, nss, ccs = [], [], [], []
     for b in Batches(samples, arch, 32).epoch(0, augment=False):
-        _, kl, nll, has_fix = total_loss(model(b["pixels"], training=False), b, weights)
+        logits = model(b["pixels"], training=False)
+        _, kl, nll, has_fix = total_loss(logits, b, weights)
         kls += list(kl.numpy())
         nlls += [v for v, h in zip(nll.numpy(), has_fix.numpy()) if h]
-    return {"kl": float(np.mean(kls)), "nll": float(np.mean(nlls)) if nlls else float("nan")}
+        for z, t, f, v in zip(logits.numpy()[..., 0], b["teacher"], b["fix"], b["valid"]):
+            rows, cols = np.nonzero(v)
+            cells = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+            sal = np.exp(z[cells] - z[cells].max())
+            zs = (sal - sal.mean()) / (sal.std() + 1e-12)
+            nss.append(float((zs * f[cells]).sum() / max(f[cells].sum(), 1)))
+            ccs.append(float(np.corrcoef(sal.ravel(), t[cells].ravel())[0, 1]))
+    return {
+        "kl": float(np.mean(kls)),
+        "nll": float(np.mean(nlls)) if nlls else float("nan"),
+        "NSS": float(np.mean(nss)),
+        "CC_teacher": float(np.mean(ccs)),
+    }
 
 
 def train(

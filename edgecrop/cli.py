@@ -160,7 +160,7 @@ def _batch(args, handle) -> int:
         raise ValueError("no input images")
     failed = 0
     with _cropper(args) as cropper:
-        writer = OutputWriter(paths, getattr(args, "out_dir", None), args.overwrite)
+        writer = OutputWriter(paths, args.out_dir, args.overwrite)
         for path in progress(paths, desc="edgecrop"):
             try:
                 result = cropper.crop(path, aspects, options)
@@ -178,7 +178,7 @@ def _run_crop(args) -> int:
     def handle(cropper: Cropper, path: Path, result: CropResult, writer: OutputWriter) -> None:
         if args.out_dir:
             full = load_image(path, max_pixels=cropper.options.max_pixels, background=cropper.options.background)
-            fmt = _save_format(path)
+            fmt = full.format if full.format in _SAVE_FORMATS else "PNG"
             for c in result.crops:
                 suffix = c.aspect.replace(":", "x") + (f"_{c.rank + 1}" if c.rank else "")
                 piece = full.rgb.crop((c.x, c.y, c.x + c.width, c.y + c.height))
@@ -205,11 +205,6 @@ def _run_saliency(args) -> int:
             )
 
     return _batch(args, handle)
-
-
-def _save_format(path: Path) -> str:
-    with Image.open(path) as im:
-        return im.format if im.format in _SAVE_FORMATS else "PNG"
 
 
 class OutputWriter:

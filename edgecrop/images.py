@@ -44,6 +44,7 @@ class LoadedImage:
     width: int  # full-resolution width after EXIF orientation
     height: int
     name: str  # how to name the source in messages
+    format: str | None = None  # the file's format (JPEG, PNG, ...), None for arrays
 
 
 def describe_source(source: ImageSource) -> str:
@@ -126,6 +127,7 @@ def _decode(
         img.seek(0)  # animated: the first frame
     orientation = _orientation(img)
     full_w, full_h = img.size
+    fmt = img.format
     if orientation in _TRANSPOSING_ORIENTATIONS:
         full_w, full_h = full_h, full_w
     if min_size is not None and img.format == "JPEG":
@@ -136,7 +138,7 @@ def _decode(
     img.load()
     if orientation in range(2, 9):
         img = ImageOps.exif_transpose(img)
-    return LoadedImage(_to_rgb(img, background), full_w, full_h, name)
+    return LoadedImage(_to_rgb(img, background), full_w, full_h, name, fmt)
 
 
 def _orientation(img: Image.Image) -> int:
