@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from ai_edge_litert import schema_py_generated as schema
 
 from edgecrop import Cropper
 from edgecrop.images import load_image
@@ -28,15 +27,13 @@ from . import paths
 from .data import load_splits, photo_sets
 from .metrics import cc
 from .student import Architecture, build_student, flops, slim
-from .tflite_edit import embed_card
+from .tflite_edit import embed_card, operators
 
 log = logging.getLogger("converters.export")
 
 KINDS = ("int8", "float16", "float32")
 CALIBRATION_PHOTOS = 240
 INT8_MIN_CC = 0.99
-_OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-_TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
 
 
 def load_trained(run: Path, weights: str = "train_model.npz"):
@@ -75,21 +72,6 @@ def convert(model, kind: str, calibration: list[np.ndarray] | None = None) -> by
     elif kind != "float32":
         raise ValueError(f"unknown kind {kind!r}")
     return conv.convert()
-
-
-def operators(data: bytes) -> list[tuple[str, list[str], list[str]]]:
-    """(op name, input tensor types, output tensor types) for every op of the main graph."""
-    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
-    graph = model.subgraphs[0]
-    out = []
-    for op in graph.operators:
-        code = model.operatorCodes[op.opcodeIndex]
-        name = _OP_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
-        if name == "CUSTOM":
-            name = f"CUSTOM:{code.customCode.decode() if code.customCode else '?'}"
-        types = [[_TYPE_NAMES[graph.tensors[i].type] for i in idx if i >= 0] for idx in (op.inputs, op.outputs)]
-        out.append((name, *types))
-    return out
 
 
 def check_int8(data: bytes) -> list[str]:

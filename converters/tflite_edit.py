@@ -53,3 +53,22 @@ def embed_card(data: bytes, card: dict) -> bytes:
     model.metadata = [m for m in (model.metadata or []) if m.name.decode() != CARD_METADATA_NAME]
     model.metadata.append(meta)
     return _save(model)
+
+
+_OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+_TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+
+
+def operators(data: bytes) -> list[tuple[str, list[str], list[str]]]:
+    """(op name, input tensor types, output tensor types) for every op of the main graph."""
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    graph = model.subgraphs[0]
+    out = []
+    for op in graph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        name = _OP_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+        if name == "CUSTOM":
+            name = f"CUSTOM:{code.customCode.decode() if code.customCode else '?'}"
+        types = [[_TYPE_NAMES[graph.tensors[i].type] for i in idx if i >= 0] for idx in (op.inputs, op.outputs)]
+        out.append((name, *types))
+    return out

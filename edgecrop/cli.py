@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except (ModelError, DelegateError, BackendError, KeyError, ValueError) as exc:
+    except (ModelError, DelegateError, BackendError, KeyError, ValueError, FileExistsError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"edgecrop: error: {message}", file=sys.stderr)
         return 2
@@ -99,7 +99,30 @@ def _parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="backend, versions, delegates and bundled models")
     info.add_argument("--json", action="store_true")
     info.set_defaults(run=_run_info)
+
+    bench = sub.add_parser("bench", help="latency benchmark on this device (see edgecrop.bench)")
+    bench.add_argument("--model", action="append", help="bundled name or .tflite (repeatable; default: all bundled)")
+    bench.add_argument("--threads", type=int, action="append", help="thread counts (repeatable; default 1 and 2)")
+    bench.add_argument("--repeats", type=int, default=10, help="timed runs per figure, after a warm-up")
+    bench.add_argument("--out-dir", type=Path, help="write <date>-bench.json, .md and PNG plots here")
+    bench.add_argument("--overwrite", action="store_true")
+    bench.set_defaults(run=_run_bench)
     return ap
+
+
+def _run_bench(args) -> int:
+    from . import bench
+
+    if args.repeats < 1 or any(t < 1 for t in args.threads or []):
+        raise ValueError("--repeats and --threads must be at least 1")
+    models = {m: m for m in args.model} if args.model else {m.name: m.path for m in list_models()}
+    command = "edgecrop bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "edgecrop bench"
+    results = bench.run(models, args.threads or (1, 2), args.repeats, command, progress=progress)
+    print(bench.markdown(results))
+    if args.out_dir:
+        for path in bench.write(results, args.out_dir, args.overwrite):
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:

@@ -1,0 +1,124 @@
+"""The full benchmark: `edgecrop bench` plus the peers and the quality that need ../shared.
+
+    python -m benchmarks.run [--repeats 10] [--out benchmarks/results]
+
+Beside the bundled models it times the teacher (attention-center, converted by converters.teacher) and
+Twitter's FastGaze (converted from ../shared's .vxm by converters.fastgaze, cached in .cache/), at 1 and 2
+threads, and evaluates every model and peer on the OSIE validation split (NSS, CC, AUC, sAUC and the share
+of human fixations the crops keep), smartcrop.py and the centre crop included. Writes
+``<date>-bench.{json,md}`` and PNG plots into --out. Without ../shared it is `edgecrop bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from converters import paths
+from converters.evaluate import CROP_ASPECTS, crop_baselines, evaluate_osie, fixations_inside, ground_truths
+from edgecrop import Cropper, bench
+from edgecrop.geometry import AspectRatio
+from edgecrop.progress import progress
+from edgecrop.registry import list_models
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def peer_models(shared: Path) -> dict[str, bytes | Path]:
+    """The teacher and FastGaze int8 when ../shared has them (FastGaze converted once, cached)."""
+    out: dict[str, bytes | Path] = {}
+    teacher = paths.teacher_model_path(shared)
+    if teacher.exists():
+        from converters.teacher import convert_teacher
+
+        out["teacher (attention-center)"] = convert_teacher(teacher)
+    vxm = shared / "teachers" / "fastgaze" / "fastgaze.vxm"
+    if vxm.exists():
+        cached = paths.cache_dir() / "fastgaze_int8.tflite"
+        if not cached.exists():
+            from converters.fastgaze import DEFAULT_VARIANT, convert_fastgaze, default_photos
+
+            calib, check = default_photos(shared, 240, 100)
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.write_bytes(convert_fastgaze(vxm, ("int8",), calib, check, DEFAULT_VARIANT)["int8"])
+        out["fastgaze_int8"] = cached
+    return out
+
+
+def smartcrop_shares(names: list[str], images: Path, fixations: dict) -> dict[str, float]:
+    """Share of fixations inside smartcrop.py's crop of each ratio (largest size, as edgecrop's)."""
+    import smartcrop
+
+    sc = smartcrop.SmartCrop()
+    shares: dict[str, list[float]] = {a: [] for a in CROP_ASPECTS}
+    for name in progress(names, desc="smartcrop"):
+        with Image.open(images / name) as im:
+            rgb = im.convert("RGB")
+        for a in CROP_ASPECTS:
+            r = AspectRatio.parse(a)
+            box = sc.crop(rgb, r.width, r.height, min_scale=1.0)["top_crop"]
+            share = fixations_inside(fixations[name], box["x"], box["y"], box["width"], box["height"])
+            shares[a].append(share / len(fixations[name]))
+    return {a: float(np.mean(v)) for a, v in shares.items()}
+
+
+def quality(models: dict[str, bytes | Path], shared: Path) -> dict[str, dict]:
+    """Metrics on OSIE validation for each model, smartcrop.py and the centre crop."""
+    from converters.data import load_fixations, load_splits
+
+    osie = shared / "data" / "osie"
+    names = load_splits()["osie_val"]
+    fixations = load_fixations(osie)
+    truths = ground_truths(names, osie / "images", fixations)
+    out = {}
+    for label, source in models.items():
+        with Cropper.from_model(source, num_threads=2) as cropper:
+
+            def maps(path: Path, c=cropper):
+                loaded = c.load(path)
+                return c.saliency(loaded), (loaded.width, loaded.height)
+
+            out[label] = evaluate_osie(maps, truths, osie / "images")
+            logging.info("quality of %s: NSS %.3f", label, out[label]["NSS"])
+    baselines = crop_baselines(names, fixations, 800, 600)
+    out["centre crop"] = {"crop_fixation_share": baselines["centre"]}
+    out["best possible crop"] = {"crop_fixation_share": baselines["best"]}
+    try:
+        out["smartcrop.py"] = {"crop_fixation_share": smartcrop_shares(names, osie / "images", fixations)}
+    except ImportError:
+        pass
+    for q in out.values():
+        q["crop_share"] = float(np.mean(list(q["crop_fixation_share"].values())))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--shared")
+    ap.add_argument("--no-quality", action="store_true")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument("--overwrite", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    shared = paths.shared_dir(args.shared)
+    models: dict[str, bytes | Path] = {m.name: m.path for m in list_models()}
+    models.update(peer_models(shared))
+    command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
+    results = bench.run(models, args.threads, args.repeats, command.strip(), progress=progress)
+    if not args.no_quality and (shared / "data" / "osie").exists():
+        results["quality"] = quality(models, shared)
+    print(bench.markdown(results))
+    for path in bench.write(results, args.out, args.overwrite):
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

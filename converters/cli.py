@@ -1,0 +1,95 @@
+"""``edgecrop-convert``: turn other saliency networks into edgecrop models, and check models for accelerators.
+
+    edgecrop-convert fastgaze fastgaze.vxm -o fastgaze_int8.tflite [--kind int8] [--calibration PHOTOS_DIR]
+    edgecrop-convert edgetpu-check models/edgecrop_int8.tflite
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import paths
+from .vxm import VxmError
+
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="edgecrop-convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    fg = sub.add_parser("fastgaze", help="Twitter's FastGaze .vxm -> edgecrop TFLite (needs TensorFlow)")
+    fg.add_argument("vxm", type=Path)
+    fg.add_argument("-o", "--output", type=Path, required=True)
+    fg.add_argument("--kind", choices=("int8", "float16", "float32"), default="int8")
+    fg.add_argument("--size", type=int, help="square input size, a multiple of 16 (default: the chosen variant's)")
+    fg.add_argument("--calibration", type=Path, help="folder of photos for int8 calibration (default: ../shared corpus)")
+    fg.add_argument("--check", type=Path, help="folder of photos for the int8-vs-float check (default: OSIE val)")
+    fg.add_argument("--limit", type=int, default=240, help="at most this many calibration photos")
+    fg.add_argument("--shared")
+    fg.add_argument("--overwrite", action="store_true")
+    fg.set_defaults(run=_run_fastgaze)
+
+    tpu = sub.add_parser("edgetpu-check", help="ops of a .tflite that an Edge TPU would not take")
+    tpu.add_argument("model", type=Path)
+    tpu.set_defaults(run=_run_edgetpu_check)
+    args = ap.parse_args(argv)
+    try:
+        return args.run(args)
+    except (VxmError, ValueError, FileExistsError, FileNotFoundError) as exc:
+        print(f"edgecrop-convert: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _photos(folder: Path, limit: int) -> list[Path]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder of photos")
+    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+    if not photos:
+        raise ValueError(f"no .jpg/.png photos in {folder}")
+    return photos[:: max(1, len(photos) // limit)][:limit]
+
+
+def _run_fastgaze(args) -> int:
+    from dataclasses import replace
+
+    from .fastgaze import DEFAULT_VARIANT, STRIDE, convert_fastgaze, default_photos
+    from .vxm import read_vxm
+
+    if args.output.exists() and not args.overwrite:
+        raise FileExistsError(f"{args.output} exists (use --overwrite)")
+    read_vxm(args.vxm)  # fail on a bad file before TensorFlow loads
+    variant = DEFAULT_VARIANT
+    if args.size:
+        if args.size % STRIDE or args.size < STRIDE:
+            raise ValueError(f"--size must be a positive multiple of {STRIDE}")
+        variant = replace(variant, size=args.size)
+    calib, check = [], []
+    if args.calibration is None or args.check is None:
+        shared = paths.shared_dir(args.shared)
+        if (shared / "data").exists():
+            calib, check = default_photos(shared, args.limit, 100)
+        elif args.kind == "int8":
+            raise ValueError("int8 needs real photos: give --calibration DIR and --check DIR (or ../shared)")
+    calib = _photos(args.calibration, args.limit) if args.calibration else calib
+    check = _photos(args.check, 100) if args.check else check
+    blob = convert_fastgaze(args.vxm, (args.kind,), calib, check, variant)[args.kind]
+    tmp = args.output.with_name(args.output.name + ".tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(args.output)
+    print(f"wrote {args.output} ({len(blob)} bytes); crop with: edgecrop crop --model {args.output} --policy twitter PHOTO")
+    return 0
+
+
+def _run_edgetpu_check(args) -> int:
+    from .edgetpu import edgetpu_report
+
+    ok, text = edgetpu_report(args.model.read_bytes())
+    print(text)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
