@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +22,18 @@ from PIL import Image
 
 from converters import paths
 from converters.evaluate import CROP_ASPECTS, crop_baselines, evaluate_osie, fixations_inside, ground_truths
-from edgecrop import Cropper, bench
+from edgecrop import Cropper, SearchOptions, bench
 from edgecrop.geometry import AspectRatio
 from edgecrop.progress import progress
 from edgecrop.registry import list_models
 
 REPO = Path(__file__).resolve().parents[1]
+OUR_INPUT = 256
 
 
 def peer_models(shared: Path) -> dict[str, bytes | Path]:
-    """The teacher and FastGaze int8 when ../shared has them (FastGaze converted once, cached)."""
+    """The teacher, and FastGaze int8 at its own input size and at ours (256), when ../shared has them.
+    FastGaze is converted once by converters.fastgaze and cached in .cache/."""
     out: dict[str, bytes | Path] = {}
     teacher = paths.teacher_model_path(shared)
     if teacher.exists():
@@ -39,14 +42,16 @@ def peer_models(shared: Path) -> dict[str, bytes | Path]:
         out["teacher (attention-center)"] = convert_teacher(teacher)
     vxm = shared / "teachers" / "fastgaze" / "fastgaze.vxm"
     if vxm.exists():
-        cached = paths.cache_dir() / "fastgaze_int8.tflite"
-        if not cached.exists():
-            from converters.fastgaze import DEFAULT_VARIANT, convert_fastgaze, default_photos
+        from converters.fastgaze import DEFAULT_VARIANT, convert_fastgaze, default_photos
 
-            calib, check = default_photos(shared, 240, 100)
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            cached.write_bytes(convert_fastgaze(vxm, ("int8",), calib, check, DEFAULT_VARIANT)["int8"])
-        out["fastgaze_int8"] = cached
+        for size in (DEFAULT_VARIANT.size, OUR_INPUT):
+            cached = paths.cache_dir() / f"fastgaze_int8_{size}.tflite"
+            if not cached.exists():
+                calib, check = default_photos(shared, 240, 100)
+                variant = replace(DEFAULT_VARIANT, size=size)
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                cached.write_bytes(convert_fastgaze(vxm, ("int8",), calib, check, variant)["int8"])
+            out[f"fastgaze_int8@{size}"] = cached
     return out
 
 
@@ -83,7 +88,10 @@ def quality(models: dict[str, bytes | Path], shared: Path) -> dict[str, dict]:
                 loaded = c.load(path)
                 return c.saliency(loaded), (loaded.width, loaded.height)
 
-            out[label] = evaluate_osie(maps, truths, osie / "images")
+            twitter = label.startswith("fastgaze")  # FastGaze with Twitter's crop rule, as Twitter ran it
+            out[label] = evaluate_osie(
+                maps, truths, osie / "images", SearchOptions(policy="twitter") if twitter else None
+            )
             logging.info("quality of %s: NSS %.3f", label, out[label]["NSS"])
     baselines = crop_baselines(names, fixations, 800, 600)
     out["centre crop"] = {"crop_fixation_share": baselines["centre"]}

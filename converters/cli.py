@@ -1,7 +1,7 @@
 """``edgecrop-convert``: turn other saliency networks into edgecrop models, and check models for accelerators.
 
-    edgecrop-convert fastgaze fastgaze.vxm -o fastgaze_int8.tflite [--kind int8] [--calibration PHOTOS_DIR]
-    edgecrop-convert edgetpu-check models/edgecrop_int8.tflite
+edgecrop-convert fastgaze fastgaze.vxm -o fastgaze_int8.tflite [--kind int8] [--calibration PHOTOS_DIR]
+edgecrop-convert edgetpu-check models/edgecrop_int8.tflite
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="edgecrop-convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="edgecrop-convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = ap.add_subparsers(dest="command", required=True)
 
     fg = sub.add_parser("fastgaze", help="Twitter's FastGaze .vxm -> edgecrop TFLite (needs TensorFlow)")
@@ -25,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     fg.add_argument("-o", "--output", type=Path, required=True)
     fg.add_argument("--kind", choices=("int8", "float16", "float32"), default="int8")
     fg.add_argument("--size", type=int, help="square input size, a multiple of 16 (default: the chosen variant's)")
-    fg.add_argument("--calibration", type=Path, help="folder of photos for int8 calibration (default: ../shared corpus)")
+    fg.add_argument(
+        "--calibration", type=Path, help="folder of photos for int8 calibration (default: ../shared corpus)"
+    )
     fg.add_argument("--check", type=Path, help="folder of photos for the int8-vs-float check (default: OSIE val)")
     fg.add_argument("--limit", type=int, default=240, help="at most this many calibration photos")
     fg.add_argument("--shared")
@@ -79,7 +83,10 @@ def _run_fastgaze(args) -> int:
     tmp = args.output.with_name(args.output.name + ".tmp")
     tmp.write_bytes(blob)
     tmp.replace(args.output)
-    print(f"wrote {args.output} ({len(blob)} bytes); crop with: edgecrop crop --model {args.output} --policy twitter PHOTO")
+    print(
+        f"wrote {args.output} ({len(blob)} bytes); "
+        f"crop with: edgecrop crop --model {args.output} --policy twitter PHOTO"
+    )
     return 0
 
 

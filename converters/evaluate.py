@@ -53,14 +53,16 @@ def ground_truths(names: list[str], images: Path, fixations: dict[str, np.ndarra
     return out
 
 
-def evaluate_osie(model_maps, truths: dict[str, metrics.GroundTruth], images: Path) -> dict:
+def evaluate_osie(
+    model_maps, truths: dict[str, metrics.GroundTruth], images: Path, options: SearchOptions | None = None
+) -> dict:
     """Mean metrics and crop fixation shares for a function path -> (saliency map, image size)."""
     rows, crop_rows = [], {a: [] for a in CROP_ASPECTS}
     ratios = [(a, AspectRatio.parse(a).value) for a in CROP_ASPECTS]
     for name, truth in truths.items():
         sal, (w, h) = model_maps(images / name)
         rows.append(metrics.all_metrics(sal, truth))
-        for c in find_crops(sal, w, h, ratios, SearchOptions()):
+        for c in find_crops(sal, w, h, ratios, options or SearchOptions()):
             crop_rows[c.aspect].append(
                 fixations_inside(truth.fixations, c.x, c.y, c.width, c.height) / len(truth.fixations)
             )

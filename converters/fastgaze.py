@@ -42,6 +42,7 @@ NORMALISATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...], bool]] = {
 ACTIVATIONS_4 = ("prelu", "elu", "relu")  # what code 4 with its alpha may be
 POOLS = ("max", "avg")
 OUTPUTS = ("logits", "saliency")
+REFINE_SIZES = (640, 800, 1024, 1280)
 
 
 @dataclass(frozen=True)
@@ -52,18 +53,24 @@ class Variant:
     act4: str = "prelu"
     pool: str = "max"
     flip: bool = False
+    transpose: bool = False  # kernels stored as out x in x kw x kh
     output: str = "logits"
     size: int = 384  # square letterbox input, pixels (a multiple of 16)
 
-    @property
-    def spec(self) -> InputSpec:
-        return InputSpec(self.size, self.size, self.size // STRIDE, self.size // STRIDE, "letterbox")
+    def spec(self, stride: int = STRIDE) -> InputSpec:
+        return InputSpec(self.size, self.size, self.size // stride, self.size // stride, "letterbox")
 
     def label(self) -> str:
-        return f"{self.normalisation}/{self.act4}/{self.pool}/{'flip' if self.flip else 'noflip'}/{self.output}/{self.size}"
+        flips = ("flip" if self.flip else "noflip") + ("+T" if self.transpose else "")
+        return f"{self.normalisation}/{self.act4}/{self.pool}/{flips}/{self.output}/{self.size}"
 
 
 DEFAULT_VARIANT = Variant()
+
+
+def stride_of(vxm: VxmModel) -> int:
+    """Output stride: each 2x2 pooling halves the map."""
+    return 2 ** sum(layer.kind == "pool" for layer in vxm.layers)
 
 
 def gaussian_kernel(size: int, std: float) -> np.ndarray:
@@ -86,6 +93,8 @@ def build_keras(vxm: VxmModel, variant: Variant, size: int | None = None):
             w = layer.weights[:, ::-1] if (first and bgr) else layer.weights  # BGR network: reorder input channels
             if variant.flip:
                 w = w[:, :, ::-1, ::-1]
+            if variant.transpose:
+                w = w.transpose(0, 1, 3, 2)
             first = False
             k = w.shape[2]
             conv = layers.Conv2D(w.shape[0], k, padding="same", name=f"conv{layer.index}")
@@ -128,7 +137,7 @@ def normalised_input(pixels: np.ndarray, variant: Variant) -> np.ndarray:
 
 def model_card(vxm: VxmModel, variant: Variant, kind: str, checks: dict | None = None) -> dict:
     mean, std, bgr = NORMALISATIONS[variant.normalisation]
-    spec = variant.spec
+    spec = variant.spec(stride_of(vxm))
     return {
         "name": f"fastgaze_{kind}",
         "summary": f"Twitter's FastGaze (image-crop-analysis release), converted by edgecrop, {kind}",
@@ -143,7 +152,12 @@ def model_card(vxm: VxmModel, variant: Variant, kind: str, checks: dict | None =
             "std": list(std),
             "channels": "RGB (the network's BGR order is folded into its first layer)" if bgr else "RGB",
         },
-        "output": {"kind": variant.output, "temperature": 1.0, "stride": STRIDE, "map": [spec.map_height, spec.map_width]},
+        "output": {
+            "kind": variant.output,
+            "temperature": 1.0,
+            "stride": stride_of(vxm),
+            "map": [spec.map_height, spec.map_width],
+        },
         "recommended_policy": "twitter",
         "variant": asdict(variant),
         "quantization": kind,
@@ -156,7 +170,9 @@ def model_card(vxm: VxmModel, variant: Variant, kind: str, checks: dict | None =
 # ---- choosing the variant by evidence -------------------------------------------------------------
 
 
-def score_variants(vxm: VxmModel, variants: list[Variant], photos: list[Path], fixations: dict, limit_log=None) -> list[dict]:
+def score_variants(
+    vxm: VxmModel, variants: list[Variant], photos: list[Path], fixations: dict, limit_log=None
+) -> list[dict]:
     """NSS, CC and AUC-Judd on OSIE photos for every variant (Keras float, the runtime's letterbox)."""
     from tqdm import tqdm
 
@@ -171,7 +187,7 @@ def score_variants(vxm: VxmModel, variants: list[Variant], photos: list[Path], f
         model = build_keras(vxm, net_variant, net_variant.size)
         raw = {}
         for name, image in images.items():
-            pixels, place = to_input(image.rgb, net_variant.spec)
+            pixels, place = to_input(image.rgb, net_variant.spec(stride_of(vxm)))
             out = model(normalised_input(pixels, net_variant), training=False).numpy()[0, :, :, 0]
             raw[name] = content_cells(out, place)
         for v in [v for v in variants if replace(v, output="logits") == net_variant]:
@@ -183,7 +199,8 @@ def score_variants(vxm: VxmModel, variants: list[Variant], photos: list[Path], f
 
 
 def search(vxm: VxmModel, shared: Path, coarse: int, out: Path) -> list[dict]:
-    """Every combination on ``coarse`` photos, then the best five at three sizes on all 100."""
+    """Every combination on ``coarse`` photos, then the best five at three sizes on all 100, then the
+    winner with transposed kernels and at larger sizes."""
     from .data import load_fixations, photo_sets
 
     val = photo_sets(shared)["osie_val"]
@@ -195,6 +212,12 @@ def search(vxm: VxmModel, shared: Path, coarse: int, out: Path) -> list[dict]:
     coarse_rows = score_variants(vxm, grid, val[:coarse], fixations)
     finalists = [replace(r["variant"], size=s) for r in coarse_rows[:5] for s in (256, 384, 512)]
     final_rows = score_variants(vxm, finalists, val, fixations)
+    best = final_rows[0]["variant"]
+    refine = [replace(best, transpose=True)] + [replace(best, size=s) for s in REFINE_SIZES if s > best.size]
+    final_rows = sorted(final_rows + score_variants(vxm, refine, val, fixations), key=lambda r: -r["NSS"])
+    best = final_rows[0]["variant"]  # at its best size, the other activations and kernel orientation again
+    others = [replace(best, act4=a) for a in ACTIVATIONS_4 if a != best.act4] + [replace(best, flip=not best.flip)]
+    final_rows = sorted(final_rows + score_variants(vxm, others, val, fixations), key=lambda r: -r["NSS"])
     report = {
         "coarse": {"photos": coarse, "rows": [_row(r) for r in coarse_rows]},
         "final": {"photos": len(val), "rows": [_row(r) for r in final_rows]},
@@ -219,7 +242,8 @@ def convert_fastgaze(
 
     vxm = read_vxm(vxm_path)
     model = build_keras(vxm, variant, variant.size)
-    calibration = [normalised_input(to_input(load_image(p).rgb, variant.spec)[0], variant) for p in calibration_photos]
+    spec = variant.spec(stride_of(vxm))
+    calibration = [normalised_input(to_input(load_image(p).rgb, spec)[0], variant) for p in calibration_photos]
     wanted = set(kinds) | ({"float32"} if "int8" in kinds else set())
     blobs = {k: convert(model, k, calibration) for k in sorted(wanted)}
     checks: dict = {}

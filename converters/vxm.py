@@ -186,7 +186,14 @@ def _layer(i: int, values: dict[str, object]) -> Layer:
         raise VxmError(f"layer {i}: weights/bias are not an out x in x kh x kw tensor and a matching vector")
     if alpha is not None and not (isinstance(alpha, np.ndarray) and alpha.size == 1):
         raise VxmError(f"layer {i}: alpha is not a single float32")
-    return Layer(i, kind, act=_int(get("Act"), f"{i}Act"), weights=w, bias=b, alpha=None if alpha is None else float(alpha.ravel()[0]))
+    return Layer(
+        i,
+        kind,
+        act=_int(get("Act"), f"{i}Act"),
+        weights=w,
+        bias=b,
+        alpha=None if alpha is None else float(alpha.ravel()[0]),
+    )
 
 
 def _int(value: object, name: str) -> int:
@@ -202,7 +209,9 @@ def _check_chain(layers: list[Layer]) -> None:
         if layer.kind == "conv":
             out_c, in_c, kh, kw = layer.weights.shape
             if in_c != channels or kh != kw or kh % 2 == 0:
-                raise VxmError(f"layer {layer.index}: {kh}x{kw} kernel over {in_c} channels, expected odd square over {channels}")
+                raise VxmError(
+                    f"layer {layer.index}: {kh}x{kw} kernel over {in_c} channels, expected odd square over {channels}"
+                )
             channels = out_c
         elif layer.kind == "blur" and (layer.kernel_size is None or layer.kernel_size % 2 == 0 or layer.std <= 0):
             raise VxmError(f"layer {layer.index}: blur needs an odd kernel and a positive std")

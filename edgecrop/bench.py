@@ -85,7 +85,10 @@ def stage_times(cropper: Cropper, path: Path, repeats: int) -> dict[str, dict[st
     """Per stage median and p90 (ms) of whole crops, after one warm-up crop."""
     runs = [cropper.crop(path).timings for _ in range(repeats + 1)][1:]
     return {
-        k: {"median_ms": statistics.median(r[k] for r in runs) * 1e3, "p90_ms": float(np.percentile([r[k] for r in runs], 90)) * 1e3}
+        k: {
+            "median_ms": statistics.median(r[k] for r in runs) * 1e3,
+            "p90_ms": float(np.percentile([r[k] for r in runs], 90)) * 1e3,
+        }
         for k in runs[0]
     }
 
@@ -156,7 +159,11 @@ def bench_models(
             load_ms = (time.perf_counter() - start) * 1e3
             slow = "teacher" in name or "fastgaze" in name
             stages = stage_times(cropper, path, max(2, repeats // 4) if slow else repeats)
-            out.setdefault(name, {})[str(t)] = {"load_ms": load_ms, "stages_ms": stages, "input": cropper.model.info.spec.width}
+            out.setdefault(name, {})[str(t)] = {
+                "load_ms": load_ms,
+                "stages_ms": stages,
+                "input": cropper.model.info.spec.width,
+            }
     return out
 
 
@@ -278,7 +285,11 @@ def markdown(r: dict) -> str:
             + (f"| {sc['median_ms']:.0f} | {row['smartcrop_over_edgecrop']:.1f}x |" if sc else "| not installed | |")
         )
     c = r["cli"]
-    lines += ["", f"CLI `edgecrop crop --json` on the 12 MP JPEG, fresh process: {c['seconds']:.2f} s, peak RSS {c['peak_rss_mb']:.0f} MB"]
+    lines += [
+        "",
+        f"CLI `edgecrop crop --json` on the 12 MP JPEG, fresh process: {c['seconds']:.2f} s, "
+        f"peak RSS {c['peak_rss_mb']:.0f} MB",
+    ]
     if r.get("quality"):
         lines += ["", "## Quality on OSIE validation (100 photos) beside speed", ""]
         lines += quality_table(r)
@@ -370,4 +381,3 @@ def write(results: dict, folder: Path, overwrite: bool = False) -> list[Path]:
     except ImportError:
         print("edgecrop bench: no plots (pip install matplotlib)", file=sys.stderr)
     return targets
-

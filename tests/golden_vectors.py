@@ -30,7 +30,10 @@ ASPECTS = ["16:9", "1:1", "4:5", "9:16", "3:1"]
 
 
 def options(width: int, height: int) -> dict[str, SearchOptions]:
-    focus = (Boost(0.8 * width, 0.2 * height, weight=2.0), Boost(0.1 * width, 0.5 * height, 0.2 * width, 0.3 * height, 0.5))
+    focus = (
+        Boost(0.8 * width, 0.2 * height, weight=2.0),
+        Boost(0.1 * width, 0.5 * height, 0.2 * width, 0.3 * height, 0.5),
+    )
     return {
         "largest": SearchOptions(),
         "scales": SearchOptions(min_scale=0.6, scale_steps=4, area_cost=0.5),
@@ -119,7 +122,12 @@ def search_cases(maps: dict[str, np.ndarray]) -> list[dict]:
 
 
 def layout_cases() -> list[dict]:
-    specs = [InputSpec(256, 256, 64, 64), InputSpec(384, 384, 24, 24), InputSpec(480, 640, 480, 640), InputSpec(96, 128, 12, 16, "stretch")]
+    specs = [
+        InputSpec(256, 256, 64, 64),
+        InputSpec(384, 384, 24, 24),
+        InputSpec(480, 640, 480, 640),
+        InputSpec(96, 128, 12, 16, "stretch"),
+    ]
     sizes = [(800, 600), (600, 800), (4000, 3000), (1, 1), (10000, 10), (37, 23), (512, 600), (1920, 1080)]
     out = []
     for s in specs:
@@ -156,20 +164,34 @@ def lut_cases() -> list[dict]:
             output_quant=Quantization(1.0, 0, np.dtype(np.int8)),
             card={},
         )
-        out.append({"mean": list(mean), "std": list(std), "scale": scale, "zero_point": zp, "lut": _input_lut(info).tolist()})
+        out.append(
+            {"mean": list(mean), "std": list(std), "scale": scale, "zero_point": zp, "lut": _input_lut(info).tolist()}
+        )
     return out
 
 
 def output_cases() -> list[dict]:
     rng = np.random.default_rng(3)
     out = []
-    for kind, temperature, scale, zp in [("logits", 1.0, 0.0625, -12), ("logits", 2.0, 0.2, 5), ("probability", 1.0, 0.001, -128), ("saliency", 1.0, 0.05, 0)]:
+    for kind, temperature, scale, zp in [
+        ("logits", 1.0, 0.0625, -12),
+        ("logits", 2.0, 0.2, 5),
+        ("probability", 1.0, 0.001, -128),
+        ("saliency", 1.0, 0.05, 0),
+    ]:
         q = rng.integers(-128, 128, 30).astype(np.int8)
         deq = ((q.astype(np.float32) - zp) * scale).astype(np.float32)
         prob = to_probability(deq, kind, temperature)
         out.append(
-            {"q": q.tolist(), "scale": scale, "zero_point": zp, "kind": kind, "temperature": temperature,
-             "dequantized": deq.tolist(), "probability": prob.tolist()}
+            {
+                "q": q.tolist(),
+                "scale": scale,
+                "zero_point": zp,
+                "kind": kind,
+                "temperature": temperature,
+                "dequantized": deq.tolist(),
+                "probability": prob.tolist(),
+            }
         )
     return out
 

@@ -38,7 +38,13 @@ def test_golden_file_is_up_to_date():
 def test_golden_cases_cover_ties_options_and_photos():
     stored = json.loads(GOLDEN.read_text())
     names = {c["name"] for c in stored["search"]}
-    for needed in ("two_peaks/largest", "uniform/top3", "photo_portrait/focus", "random_peaky/scales", "photo_square/twitter"):
+    for needed in (
+        "two_peaks/largest",
+        "uniform/top3",
+        "photo_portrait/focus",
+        "random_peaky/scales",
+        "photo_square/twitter",
+    ):
         assert needed in names
     assert sum(len(c["crops"]) for c in stored["search"]) > 300
 

@@ -1,0 +1,52 @@
+"""`edgecrop bench` runs on the runtime alone and writes its results; the Edge TPU pre-flight check."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgecrop import bench
+from edgecrop.cli import main
+from edgecrop.registry import resolve_model
+
+
+def test_bench_command_writes_results(tmp_path, capsys):
+    args = ["bench", "--model", "edgecrop_int8", "--threads", "1", "--repeats", "1", "--out-dir", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "| edgecrop_int8 | 1 | 256 |" in out
+    (results,) = tmp_path.glob("*-bench.json")
+    r = json.loads(results.read_text())
+    assert set(r["inputs"]) == set(bench.INPUTS)
+    stages = r["models"]["edgecrop_int8"]["1"]["stages_ms"]
+    assert all(stages[k]["median_ms"] > 0 for k in bench.STAGES)
+    assert stages["total"]["median_ms"] >= stages["inference"]["median_ms"]
+    assert r["cli"]["peak_rss_mb"] > 10 and r["cli"]["seconds"] > 0
+    assert {t["target"] for t in r["targets"]} == set(bench.TARGETS)
+    assert (tmp_path / results.name.replace(".json", ".md")).exists()
+    assert main(args) == 2  # results are never overwritten without --overwrite
+
+
+def test_targets_are_judged_from_the_figures():
+    r = {
+        "inputs": {"4000x3000.jpg": {"total_over_reduced_decode": 1.2, "search_share": 0.02}},
+        "cli": {"seconds": 0.5, "peak_rss_mb": 250.0},
+        "models": {},
+    }
+    met = {t["target"]: t["met"] for t in bench.check_targets(r)}
+    assert met["total_over_reduced_decode"] is True
+    assert met["search_share"] is False
+    assert met["cli_peak_rss_mb"] is False
+    assert met["int8_vs_teacher_speedup"] is None  # not measured without the teacher
+
+
+def test_edgetpu_check_on_bundled_models():
+    pytest.importorskip("ai_edge_litert.schema_py_generated")
+    from converters.edgetpu import edgetpu_problems, edgetpu_report
+
+    assert edgetpu_problems(resolve_model("edgecrop_int8").read_bytes()) == []
+    problems = edgetpu_problems(resolve_model("edgecrop_float32").read_bytes())
+    assert problems and all("not all 8-bit" in p for p in problems)
+    ok, text = edgetpu_report(resolve_model("edgecrop_int8").read_bytes())
+    assert ok and "CONV_2D" in text
