@@ -3,9 +3,9 @@
 The .vxm file gives the layers and weights (``converters.vxm``) but not how to run them: the input
 normalisation, the activation behind code 4, the pooling behind code 2, whether kernels are applied
 flipped (true convolution, as Theano/Torch-era code did) or not, and whether the output is a log-density
-or a saliency map. ``python -m converters.fastgaze search`` tries the plausible candidates and ranks them by
-NSS on the OSIE validation split; the winner is ``DEFAULT_VARIANT``. Measured on this project's machines
-(100 OSIE validation photos, letterbox 384): see the table in ``converters/FASTGAZE.md``.
+or a saliency map. ``python -m converters.fastgaze --search`` tries the plausible candidates and ranks them by
+NSS on the OSIE validation split; the winner is ``DEFAULT_VARIANT``. Candidates and their scores:
+``converters/FASTGAZE.md``.
 
     edgecrop-convert fastgaze ../shared/teachers/fastgaze/fastgaze.vxm -o fastgaze_int8.tflite
 """
@@ -55,7 +55,7 @@ class Variant:
     flip: bool = False
     transpose: bool = False  # kernels stored as out x in x kw x kh
     output: str = "logits"
-    size: int = 384  # square letterbox input, pixels (a multiple of 16)
+    size: int = 1024  # square letterbox input, pixels (a multiple of 16)
 
     def spec(self, stride: int = STRIDE) -> InputSpec:
         return InputSpec(self.size, self.size, self.size // stride, self.size // stride, "letterbox")
