@@ -81,9 +81,14 @@ def timed(fn: Callable[[], object], repeats: int) -> dict[str, float]:
     return {"median_ms": statistics.median(times) * 1e3, "p90_ms": float(np.percentile(times, 90)) * 1e3}
 
 
-def stage_times(cropper: Cropper, path: Path, repeats: int) -> dict[str, dict[str, float]]:
-    """Per stage median and p90 (ms) of whole crops, after one warm-up crop."""
-    runs = [cropper.crop(path).timings for _ in range(repeats + 1)][1:]
+def stage_times(cropper: Cropper, path: Path, repeats: int, budget_s: float = 20.0) -> dict[str, dict[str, float]]:
+    """Per stage median and p90 (ms) of whole crops after one warm-up crop; slow models get fewer
+    repeats (at least 3) so that one figure takes about ``budget_s``."""
+    start = time.perf_counter()
+    cropper.crop(path)
+    first = time.perf_counter() - start
+    repeats = max(3, min(repeats, int(budget_s / max(first, 1e-6))))
+    runs = [cropper.crop(path).timings for _ in range(repeats)]
     return {
         k: {
             "median_ms": statistics.median(r[k] for r in runs) * 1e3,
@@ -157,8 +162,7 @@ def bench_models(
         start = time.perf_counter()
         with Cropper(CropperOptions(model=models[name], num_threads=t)) as cropper:
             load_ms = (time.perf_counter() - start) * 1e3
-            slow = "teacher" in name or "fastgaze" in name
-            stages = stage_times(cropper, path, max(2, repeats // 4) if slow else repeats)
+            stages = stage_times(cropper, path, repeats)
             out.setdefault(name, {})[str(t)] = {
                 "load_ms": load_ms,
                 "stages_ms": stages,

@@ -116,7 +116,10 @@ def _run_bench(args) -> int:
     if args.repeats < 1 or any(t < 1 for t in args.threads or []):
         raise ValueError("--repeats and --threads must be at least 1")
     models = {m: m for m in args.model} if args.model else {m.name: m.path for m in list_models()}
-    command = "edgecrop bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "edgecrop bench"
+    command = " ".join(
+        ["edgecrop bench", *(f"--model {m}" for m in args.model or []), *(f"--threads {t}" for t in args.threads or [])]
+        + [f"--repeats {args.repeats}"]
+    )
     results = bench.run(models, args.threads or (1, 2), args.repeats, command, progress=progress)
     print(bench.markdown(results))
     if args.out_dir:

@@ -50,3 +50,18 @@ def test_edgetpu_check_on_bundled_models():
     assert problems and all("not all 8-bit" in p for p in problems)
     ok, text = edgetpu_report(resolve_model("edgecrop_int8").read_bytes())
     assert ok and "CONV_2D" in text
+
+
+def test_arm64_comparison_verdict():
+    from benchmarks.arm64_compare import compare
+
+    crop = {"aspect": "1:1", "x": 10, "y": 0, "width": 600, "height": 600}
+    a = {"machine": "x86_64", "images": {"p.jpg": {"crops": [crop], "raw": [[-128, 5], [7, 127]]}}}
+    same = {"machine": "aarch64", "images": {"p.jpg": {"crops": [dict(crop)], "raw": [[-128, 6], [7, 127]]}}}
+    ok, lines = compare(a, same)
+    assert ok and "PASS" in lines[-1]
+    moved = {"machine": "aarch64", "images": {"p.jpg": {"crops": [{**crop, "x": 11}], "raw": [[-128, 5], [7, 127]]}}}
+    assert not compare(a, moved)[0]
+    far = {"machine": "aarch64", "images": {"p.jpg": {"crops": [crop], "raw": [[-128, 9], [7, 127]]}}}
+    assert not compare(a, far)[0]
+    assert not compare(a, {"machine": "aarch64", "images": {}})[0]
