@@ -312,7 +312,12 @@ def quality_table(r: dict) -> list[str]:
     ]
     for name, q in r["quality"].items():
         metrics = " | ".join(f"{q[k]:.3f}" if k in q else "" for k in keys)
-        lines.append(f"| {name} | {metrics} | {q['crop_share']:.3f} | {_latency(r, name):.1f} |")
+        latency = _latency(r, name)
+        lines.append(
+            f"| {name} | {metrics} | {q['crop_share']:.3f} | {latency:.1f} |"
+            if np.isfinite(latency)
+            else f"| {name} | {metrics} | {q['crop_share']:.3f} | |"
+        )
     return lines
 
 
@@ -337,29 +342,37 @@ def plots(r: dict, folder: Path, stem: str) -> list[Path]:
     written = []
     rows = [(f"{n} ({t}T)", row["stages_ms"]) for n, by in r["models"].items() for t, row in by.items()]
     rows += [(f"default on {n}", row["stages_ms"]) for n, row in r["inputs"].items() if n != TIMED_INPUT]
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.5))
-    left = np.zeros(len(rows))
-    for stage in STAGES:
-        v = np.array([s[stage]["median_ms"] for _, s in rows])
-        ax.barh([n for n, _ in rows], v, left=left, label=stage)
-        left += v
-    ax.set_xscale("log")
-    ax.set_xlim(left=0.05)
-    ax.invert_yaxis()
-    ax.set_xlabel("ms per photo (log scale), warm median")
-    ax.set_title(f"edgecrop stages on {r['machine']['cpu']} ({r['date']})", fontsize=9)
-    ax.legend(fontsize=8)
+    fast = [row for row in rows if row[1]["total"]["median_ms"] < 50]
+    slow = [row for row in rows if row[1]["total"]["median_ms"] >= 50]
+    panels = [p for p in (fast, slow) if p]
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(9, 0.42 * len(rows) + 2.5), height_ratios=[len(p) for p in panels], squeeze=False
+    )
+    for ax, panel in zip(axes[:, 0], panels):
+        left = np.zeros(len(panel))
+        for stage in STAGES:
+            v = np.array([s[stage]["median_ms"] for _, s in panel])
+            ax.barh([n for n, _ in panel], v, left=left, label=stage)
+            left += v
+        for y, total in enumerate(left):
+            ax.text(total, y, f" {total:.1f}", va="center", fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlim(0, left.max() * 1.15)
+        ax.set_xlabel("ms per photo, warm median (linear)")
+    axes[0, 0].set_title(f"edgecrop stages on {r['machine']['cpu']} ({r['date']})", fontsize=9)
+    axes[0, 0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     written.append(folder / f"{stem}-stages.png")
     fig.savefig(written[-1], dpi=110)
     plt.close(fig)
     if r.get("quality"):
         fig, ax = plt.subplots(figsize=(7, 4.5))
-        for name, q in r["quality"].items():
+        for i, (name, q) in enumerate(r["quality"].items()):
             x = _latency(r, name)
             if np.isfinite(x):
                 ax.scatter(x, q["crop_share"], s=40)
-                ax.annotate(name, (x, q["crop_share"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
+                dy = (4, -11, 15)[i % 3]  # neighbours (the float variants) get different offsets
+                ax.annotate(name, (x, q["crop_share"]), fontsize=8, xytext=(5, dy), textcoords="offset points")
         ax.set_xscale("log")
         ax.set_xlabel(f"whole crop of an {TIMED_INPUT} photo, 1 thread (ms, log scale)")
         ax.set_ylabel("share of human fixations kept by the crops")
