@@ -43,6 +43,7 @@ ACTIVATIONS_4 = ("prelu", "elu", "relu")  # what code 4 with its alpha may be
 POOLS = ("max", "avg")
 OUTPUTS = ("logits", "saliency")
 REFINE_SIZES = (640, 800, 1024, 1280)
+INT8_MIN_CC = 0.98  # int8 map vs float32 map, mean CC on the check photos
 
 
 @dataclass(frozen=True)
@@ -170,9 +171,7 @@ def model_card(vxm: VxmModel, variant: Variant, kind: str, checks: dict | None =
 # ---- choosing the variant by evidence -------------------------------------------------------------
 
 
-def score_variants(
-    vxm: VxmModel, variants: list[Variant], photos: list[Path], fixations: dict, limit_log=None
-) -> list[dict]:
+def score_variants(vxm: VxmModel, variants: list[Variant], photos: list[Path], fixations: dict) -> list[dict]:
     """NSS, CC and AUC-Judd on OSIE photos for every variant (Keras float, the runtime's letterbox)."""
     from tqdm import tqdm
 
@@ -259,9 +258,6 @@ def convert_fastgaze(
         if checks["int8_vs_float32_cc"] < INT8_MIN_CC:
             raise RuntimeError(f"int8 map agreement {checks['int8_vs_float32_cc']:.4f} < {INT8_MIN_CC}")
     return {k: embed_card(blobs[k], model_card(vxm, variant, k, checks)) for k in kinds}
-
-
-INT8_MIN_CC = 0.98
 
 
 def default_photos(shared: Path, calibration: int, check: int) -> tuple[list[Path], list[Path]]:
