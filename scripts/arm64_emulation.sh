@@ -13,6 +13,7 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${EDGECROP_ARM64_CACHE:-$repo/.cache}"
 root="$cache/arm64-root"
 wheels="$cache/arm64-wheels"
+mkdir -p "$cache"
 out="$(mkdir -p "${1:-$cache/arm64-run}" && cd "${1:-$cache/arm64-run}" && pwd)"
 host_python="${EDGECROP_HOST_PYTHON:-python3}"
 say() { printf '[arm64] %s\n' "$*" >&2; }
