@@ -56,7 +56,7 @@ mkdir -p "$wheels"
 rm -f "$wheels"/edgecrop-*.whl
 "$host_python" -m pip wheel -q --no-deps -w "$wheels" "$repo" || cannot "cannot build the edgecrop wheel"
 
-# 5. Install inside, and copy the checkout's tests, examples and benchmarks.
+# 5. Install inside, and copy the checkout's tests and what they read (examples, models, golden vectors).
 mounted=()
 cleanup() { for m in "${mounted[@]}"; do umount -l "$m" 2>/dev/null || true; done; }
 trap cleanup EXIT
@@ -65,7 +65,7 @@ for fs in proc sys; do
 done
 rm -rf "$root/opt/wheels" "$root/opt/src" && mkdir -p "$root/opt/src"
 cp -r "$wheels" "$root/opt/wheels"
-(cd "$repo" && git ls-files -z tests examples benchmarks models | xargs -0 cp --parents -t "$root/opt/src")
+(cd "$repo" && git ls-files -z tests examples benchmarks models android_demo | xargs -0 cp --parents -t "$root/opt/src")
 # a clean environment inside: the host's PIP_* and paths mean nothing there
 inside() { chroot "$root" env -i PATH=/usr/bin:/bin HOME=/root NUMBA_CACHE_DIR=/opt/numba-cache PYTHONDONTWRITEBYTECODE=1 "$@"; }
 [ -x "$root/opt/venv/bin/python" ] || inside python3 -m venv /opt/venv
