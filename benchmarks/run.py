@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from converters import paths
-from converters.evaluate import CROP_ASPECTS, crop_baselines, evaluate_osie, fixations_inside, ground_truths
+from converters.evaluate import CROP_ASPECTS, crop_baselines, evaluate_osie, fixations_inside, ground_truths, maps_of
 from edgecrop import Cropper, SearchOptions, bench
 from edgecrop.geometry import AspectRatio
 from edgecrop.progress import progress
@@ -83,14 +83,9 @@ def quality(models: dict[str, bytes | Path], shared: Path) -> dict[str, dict]:
     out = {}
     for label, source in models.items():
         with Cropper.from_model(source, num_threads=2) as cropper:
-
-            def maps(path: Path, c=cropper):
-                loaded = c.load(path)
-                return c.saliency(loaded), (loaded.width, loaded.height)
-
             twitter = label.startswith("fastgaze")  # FastGaze with Twitter's crop rule, as Twitter ran it
             out[label] = evaluate_osie(
-                maps, truths, osie / "images", SearchOptions(policy="twitter") if twitter else None
+                maps_of(cropper), truths, osie / "images", SearchOptions(policy="twitter") if twitter else None
             )
             logging.info("quality of %s: NSS %.3f", label, out[label]["NSS"])
     baselines = crop_baselines(names, fixations, 800, 600)

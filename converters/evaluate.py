@@ -99,7 +99,9 @@ def holdout_agreement(cropper: Cropper, teacher_maps: dict[Path, np.ndarray]) ->
     }
 
 
-def _maps_of(cropper: Cropper):
+def maps_of(cropper: Cropper):
+    """path -> (the cropper's saliency map, image size): what evaluate_osie takes."""
+
     def run(path: Path):
         loaded = cropper.load(path)
         return cropper.saliency(loaded), (loaded.width, loaded.height)
@@ -134,9 +136,9 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict = {"split": args.split, "images": len(names), "models": {}}
     truths = ground_truths(names, osie / "images", fixations)
     for label, cropper in models.items():
-        results["models"][label] = evaluate_osie(_maps_of(cropper), truths, osie / "images")
+        results["models"][label] = evaluate_osie(maps_of(cropper), truths, osie / "images")
     if not args.no_teacher:
-        results["models"]["teacher"] = evaluate_osie(_maps_of(teacher), truths, osie / "images")
+        results["models"]["teacher"] = evaluate_osie(maps_of(teacher), truths, osie / "images")
     results["models"]["centre-bias"] = evaluate_osie(_centre_maps, truths, osie / "images")
     results["crop_baselines"] = crop_baselines(names, fixations, 800, 600)
     if args.holdout:
