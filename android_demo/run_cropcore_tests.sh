@@ -15,5 +15,6 @@ trap 'rm -rf "$out"' EXIT
 javac -Xlint:all -Werror -d "$out/main" $(find "$core/src/main/java" -name '*.java')
 javac -Xlint:all -Werror -cp "$out/main:$jars" -d "$out/test" $(find "$core/src/test/java" -name '*.java')
 cp -r "$core/src/test/resources/." "$out/test/"
+mkdir -p "$out/test/models" && cp "$here/../models/"*.tflite "$out/test/models/"  # the card round trip reads them
 tests=$(cd "$core/src/test/java" && find . -name '*Test.java' | sed 's|^\./||; s|\.java$||; s|/|.|g')
 java -cp "$out/main:$out/test:$jars" org.junit.runner.JUnitCore $tests

@@ -23,6 +23,10 @@ from .paths import teacher_map_path
 SPLITS_FILE = Path(__file__).with_name("splits.json")
 SPLIT_SEED = 2018
 OSIE_VAL = 100
+EYECROWD_SEED = 2014
+EYECROWD_VAL = 80
+# The eye-tracking datasets in ../shared/data: each has images/ and fixations.json in the same layout.
+FIXATION_SETS = ("osie", "eyecrowd")
 # Corpus photos held out, by shape (width / height), so aspect decisions are not made on one shape.
 HOLDOUT_PER_SHAPE = {"portrait": 40, "square": 20, "landscape": 35, "panoramic": 5}
 
@@ -32,10 +36,10 @@ def shape_class(width: int, height: int) -> str:
     return "portrait" if r < 0.9 else "square" if r < 1.1 else "landscape" if r < 1.9 else "panoramic"
 
 
-def load_fixations(osie: Path, drop_first: bool = True) -> dict[str, np.ndarray]:
-    """{image name: (n, 2) fixation x, y}; each observer's first fixation (the start at screen
-    centre) dropped, and points outside the image removed."""
-    raw = json.loads((osie / "fixations.json").read_text())
+def load_fixations(dataset: Path, drop_first: bool = True) -> dict[str, np.ndarray]:
+    """{image name: (n, 2) fixation x, y} of an OSIE-layout dataset; each observer's first fixation
+    (the start at screen centre) dropped, and points outside the image removed."""
+    raw = json.loads((dataset / "fixations.json").read_text())
     out = {}
     for name, rec in raw.items():
         fix = np.asarray(rec["fixations"], dtype=np.float64).reshape(-1, 4)
@@ -46,6 +50,21 @@ def load_fixations(osie: Path, drop_first: bool = True) -> dict[str, np.ndarray]
         inside = (fix[:, 0] >= 0) & (fix[:, 0] < rec["width"]) & (fix[:, 1] >= 0) & (fix[:, 1] < rec["height"])
         out[name] = fix[inside, :2]
     return out
+
+
+def load_faces(dataset: Path) -> dict[str, np.ndarray]:
+    """{image name: (n, 8) face boxes [left, top, width, height, frontal, profile, back, occluded]}
+    (EyeCrowd; empty arrays for a dataset without face labels)."""
+    raw = json.loads((dataset / "fixations.json").read_text())
+    return {name: np.asarray(rec.get("faces", []), dtype=np.float64).reshape(-1, 8) for name, rec in raw.items()}
+
+
+def eyecrowd_split(shared: Path) -> dict[str, list[str]]:
+    """A seeded EYECROWD_VAL-photo validation split of EyeCrowd, the rest for training."""
+    names = sorted(p.name for p in (shared / "data" / "eyecrowd" / "images").glob("*.jpg"))
+    order = np.random.default_rng(EYECROWD_SEED).permutation(len(names))
+    val = sorted(names[i] for i in order[:EYECROWD_VAL])
+    return {"eyecrowd_train": sorted(set(names) - set(val)), "eyecrowd_val": val}
 
 
 def make_splits(shared: Path) -> dict[str, list[str]]:
@@ -65,6 +84,7 @@ def make_splits(shared: Path) -> dict[str, list[str]]:
         "osie_train": sorted(set(osie) - set(val)),
         "osie_val": val,
         "corpus_holdout": sorted(holdout),
+        **eyecrowd_split(shared),
     }
 
 
@@ -73,18 +93,19 @@ def load_splits() -> dict[str, list[str]]:
 
 
 def photo_sets(shared: Path, limit: int | None = None) -> dict[str, list[Path]]:
-    """The photos of each set: corpus (training, minus the holdout), OSIE train/val, corpus holdout.
-    ``limit`` keeps the first N of each (smoke runs)."""
+    """The photos of each set: corpus (training, minus the holdout), OSIE and EyeCrowd train/val,
+    corpus holdout. ``limit`` keeps the first N of each (smoke runs)."""
     splits = load_splits()
-    osie_dir = shared / "data" / "osie" / "images"
     corpus_dir = shared / "data" / "corpus"
     holdout = set(splits["corpus_holdout"])
     sets = {
         "corpus": [p for p in sorted(corpus_dir.glob("*.jpg")) if p.name not in holdout],
-        "osie_train": [osie_dir / n for n in splits["osie_train"]],
-        "osie_val": [osie_dir / n for n in splits["osie_val"]],
         "corpus_holdout": [corpus_dir / n for n in splits["corpus_holdout"]],
     }
+    for dataset in FIXATION_SETS:
+        for part in ("train", "val"):
+            key = f"{dataset}_{part}"
+            sets[key] = [shared / "data" / dataset / "images" / n for n in splits[key]]
     return {k: v[:limit] for k, v in sets.items()} if limit else sets
 
 
@@ -138,7 +159,7 @@ def make_example(sample: Sample, spec: InputSpec, rng: np.random.Generator | Non
         crop = ImageEnhance.Contrast(crop).enhance(rng.uniform(0.7, 1.3))
         crop = ImageEnhance.Color(crop).enhance(rng.uniform(0.6, 1.4))
     if flip:
-        crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
+        crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     pixels, place = to_input(crop, spec)
     left_c, top_c, cells_w, cells_h = place.cells
 
@@ -147,7 +168,7 @@ def make_example(sample: Sample, spec: InputSpec, rng: np.random.Generator | Non
     sx, sy = tw / w, th / h
     tbox = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
     t_img = Image.fromarray(teacher.astype(np.float32), "F")
-    t_crop = np.asarray(t_img.resize((cells_w, cells_h), Image.BOX, box=tbox), dtype=np.float64)
+    t_crop = np.asarray(t_img.resize((cells_w, cells_h), Image.Resampling.BOX, box=tbox), dtype=np.float64)
     if flip:
         t_crop = t_crop[:, ::-1]
     target = np.zeros((spec.map_height, spec.map_width), np.float32)
@@ -184,9 +205,13 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared")
     ap.add_argument("--write-splits", action="store_true")
+    ap.add_argument("--add-eyecrowd", action="store_true", help="add the EyeCrowd split to splits.json")
     args = ap.parse_args(argv)
     if args.write_splits:
         splits = make_splits(paths.shared_dir(args.shared))
+        SPLITS_FILE.write_text(json.dumps(splits, indent=0) + "\n")
+    elif args.add_eyecrowd:  # the OSIE and corpus splits stay as they are
+        splits = {**load_splits(), **eyecrowd_split(paths.shared_dir(args.shared))}
         SPLITS_FILE.write_text(json.dumps(splits, indent=0) + "\n")
     for k, v in load_splits().items():
         print(f"{k}: {len(v)}")

@@ -12,16 +12,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from edgecrop import Cropper
+from edgecrop.card import CentrePrior, InputCard, ModelCard, OutputCard, card_markdown
 from edgecrop.images import load_image
-from edgecrop.model import CARD_METADATA_NAME
-from edgecrop.preprocess import InputSpec, to_input
-from edgecrop.tflite_metadata import read_metadata
+from edgecrop.model import read_card
+from edgecrop.preprocess import InputSpec, OutputKind, to_input
 
 from . import paths
 from .data import load_splits, photo_sets
@@ -91,64 +92,49 @@ def map_agreement(a: bytes, b: bytes, photos: list[Path]) -> float:
         return float(np.mean([cc(ca.saliency(p), cb.saliency(p)) for p in photos]))
 
 
-def model_card(arch: Architecture, keras_model, kind: str, extra: dict) -> dict:
+def model_card(arch: Architecture, keras_model, kind: str, extra: dict) -> ModelCard:
+    """The card of an exported student; ``extra`` may carry training, metrics, version, centre_prior."""
     spec = arch.spec()
-    widths = arch.unit_widths()
-    return {
-        "name": f"edgecrop_{kind}",
-        "summary": f"edgecrop saliency student, {kind}, {spec.width}x{spec.height} {spec.resize}",
-        "version": extra.get("version", "1"),
-        "architecture": (
+    prior = extra.get("centre_prior")
+    return ModelCard(
+        name=f"edgecrop_{kind}",
+        summary=f"edgecrop saliency student, {kind}, {spec.width}x{spec.height} {spec.resize.value}",
+        version=extra.get("version", "1"),
+        licence="Apache-2.0",
+        architecture=(
             "depthwise-separable CNN (3x3 depthwise + 1x1 conv, ReLU), features at strides 8/16/32 "
             "resized to stride 8 and concatenated, 1x1 readout, learned centre-bias prior, bilinear x2: "
-            f"logit map at stride 4; unit widths {widths}"
+            f"logit map at stride 4; unit widths {arch.unit_widths()}"
         ),
-        "input": {
-            "height": spec.height,
-            "width": spec.width,
-            "resize": spec.resize,
-            "mean": [0, 0, 0],
-            "std": [255, 255, 255],
-            "channels": "RGB",
-        },
-        "output": {"kind": "logits", "temperature": 1.0, "stride": 4, "map": [spec.map_height, spec.map_width]},
-        "parameters": int(keras_model.count_params()),
-        "flops": flops(arch),
-        "quantization": kind,
-        "training_data": {
-            "OSIE fixations (500-photo train split)": "MIT licence",
-            "attention-center teacher maps (Google)": "Apache-2.0; outputs used as targets, no weights copied",
-            "corpus: 1,000 ImageNet samples + 500 BSDS500 photos": "research use",
-        },
-        "training": extra.get("training", {}),
-        "metrics": extra.get("metrics", {}),
-        "limits": (
-            "Trained on free-viewing fixations of 15 observers per photo and a teacher trained on SALICON; "
-            "saliency models favour faces, text and high contrast, and have been shown to favour some faces "
-            "over others: show the heatmap and let people choose. Not evaluated on non-photographic images."
+        input=InputCard(resize=spec.resize, height=spec.height, width=spec.width),
+        output=OutputCard(
+            kind=OutputKind.LOGITS,
+            temperature=extra.get("temperature", 1.0),
+            stride=4,
+            map=(spec.map_height, spec.map_width),
+            centre_prior=CentrePrior(**prior) if prior else None,
         ),
-    }
+        parameters=int(keras_model.count_params()),
+        flops=flops(arch),
+        quantization=kind,
+        training_data=TRAINING_DATA,
+        training=extra.get("training", {}),
+        metrics=extra.get("metrics", {}),
+        limits=(
+            "Trained on free-viewing fixations (OSIE: 15 observers per photo, EyeCrowd: 16) and a teacher "
+            "trained on SALICON; saliency models favour faces, text and high contrast, and have been shown to "
+            "favour some faces over others: show the heatmap and let people choose. Not evaluated on "
+            "non-photographic images."
+        ),
+    )
 
 
-def card_markdown(card: dict) -> str:
-    lines = [f"# {card['name']}", "", card["summary"], ""]
-    for key in (
-        "architecture",
-        "input",
-        "output",
-        "parameters",
-        "flops",
-        "quantization",
-        "training_data",
-        "training",
-        "metrics",
-        "checks",
-        "limits",
-    ):
-        value = card.get(key)
-        text = value if isinstance(value, str) else json.dumps(value, indent=1)
-        lines += [f"## {key}", "", text if isinstance(value, (str, int)) else f"```json\n{text}\n```", ""]
-    return "\n".join(lines)
+TRAINING_DATA = {
+    "OSIE fixations (500-photo train split)": "MIT licence",
+    "EyeCrowd fixations (320-photo train split)": "MIT licence",
+    "attention-center teacher maps (Google)": "Apache-2.0; outputs used as targets, no weights copied",
+    "corpus: 1,000 ImageNet samples + 500 BSDS500 photos": "research use",
+}
 
 
 def export(run: Path, out: Path, shared: Path, weights: str, extra: dict, calib_limit: int | None = None) -> dict:
@@ -173,21 +159,19 @@ def export(run: Path, out: Path, shared: Path, weights: str, extra: dict, calib_
     out.mkdir(parents=True, exist_ok=True)
     figures = {"int8_vs_float32_cc": agreement, "int8_ops": sorted({o[0] for o in operators(blobs["int8"])})}
     for kind, blob in blobs.items():
-        card = model_card(arch, model, kind, extra)
-        card["checks"] = figures
+        card = replace(model_card(arch, model, kind, extra), checks=figures)
         (out / f"edgecrop_{kind}.tflite").write_bytes(embed_card(blob, card))
         (out / f"edgecrop_{kind}.md").write_text(card_markdown(card))
         log.info("wrote %s (%d bytes)", out / f"edgecrop_{kind}.tflite", len(blob))
     return figures
 
 
-def add_to_cards(out: Path, key: str, value) -> None:
-    """Set ``card[key] = value`` in every exported model's embedded card and its Markdown copy."""
+def update_cards(out: Path, **changes) -> None:
+    """Replace fields of every exported model's embedded card and its Markdown copy."""
     for kind in KINDS:
         path = out / f"edgecrop_{kind}.tflite"
         data = path.read_bytes()
-        card = json.loads(read_metadata(data)[CARD_METADATA_NAME])
-        card[key] = value
+        card = replace(read_card(data, path.name), **changes)
         path.write_bytes(embed_card(data, card))
         (out / f"edgecrop_{kind}.md").write_text(card_markdown(card))
 

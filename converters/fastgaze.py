@@ -22,8 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecrop.card import InputCard, ModelCard, OutputCard
 from edgecrop.images import load_image
 from edgecrop.preprocess import InputSpec, content_cells, to_input, to_probability
+from edgecrop.search import Policy
 
 from . import paths
 from .vxm import VxmModel, read_vxm
@@ -136,36 +138,33 @@ def normalised_input(pixels: np.ndarray, variant: Variant) -> np.ndarray:
     return ((pixels.astype(np.float32) - np.float32(mean)) / np.float32(std))[None]
 
 
-def model_card(vxm: VxmModel, variant: Variant, kind: str, checks: dict | None = None) -> dict:
+def model_card(vxm: VxmModel, variant: Variant, kind: str, checks: dict | None = None) -> ModelCard:
     mean, std, bgr = NORMALISATIONS[variant.normalisation]
     spec = variant.spec(stride_of(vxm))
-    return {
-        "name": f"fastgaze_{kind}",
-        "summary": f"Twitter's FastGaze (image-crop-analysis release), converted by edgecrop, {kind}",
-        "licence": "Apache-2.0 (Twitter); weights read from the user's fastgaze.vxm, not distributed by edgecrop",
-        "architecture": "Fisher-pruned VGG-like: ten 3x3 convs in five blocks, 1x1 readout, Gaussian blur\n"
+    return ModelCard(
+        name=f"fastgaze_{kind}",
+        summary=f"Twitter's FastGaze (image-crop-analysis release), converted by edgecrop, {kind}",
+        licence="Apache-2.0 (Twitter); weights read from the user's fastgaze.vxm, not distributed by edgecrop",
+        architecture="Fisher-pruned VGG-like: ten 3x3 convs in five blocks, 1x1 readout, Gaussian blur\n"
         + vxm.describe(),
-        "input": {
-            "height": spec.height,
-            "width": spec.width,
-            "resize": spec.resize,
-            "mean": list(mean),
-            "std": list(std),
-            "channels": "RGB (the network's BGR order is folded into its first layer)" if bgr else "RGB",
-        },
-        "output": {
-            "kind": variant.output,
-            "temperature": 1.0,
-            "stride": stride_of(vxm),
-            "map": [spec.map_height, spec.map_width],
-        },
-        "recommended_policy": "twitter",
-        "variant": asdict(variant),
-        "quantization": kind,
-        "checks": checks or {},
-        "limits": "Twitter's own audit found this model's crops favoured some faces over others: show the map "
+        input=InputCard(
+            height=spec.height,
+            width=spec.width,
+            resize=spec.resize,
+            mean=tuple(float(v) for v in mean),  # type: ignore[arg-type]
+            std=tuple(float(v) for v in std),  # type: ignore[arg-type]
+            channels="RGB (the network's BGR order is folded into its first layer)" if bgr else "RGB",
+        ),
+        output=OutputCard(
+            kind=variant.output, temperature=1.0, stride=stride_of(vxm), map=(spec.map_height, spec.map_width)
+        ),
+        recommended_policy=Policy.TWITTER,
+        quantization=kind,
+        checks=checks or {},
+        extra={"variant": asdict(variant)},
+        limits="Twitter's own audit found this model's crops favoured some faces over others: show the map "
         "and let people choose.",
-    }
+    )
 
 
 # ---- choosing the variant by evidence -------------------------------------------------------------

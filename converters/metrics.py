@@ -26,7 +26,9 @@ DENSITY_SIGMA = 24.0  # pixels at 800x600, about one degree of visual angle
 def resize_map(m: np.ndarray, width: int, height: int) -> np.ndarray:
     if m.shape == (height, width):
         return m.astype(np.float64)
-    return np.asarray(Image.fromarray(m.astype(np.float32), "F").resize((width, height), Image.BILINEAR), np.float64)
+    return np.asarray(
+        Image.fromarray(m.astype(np.float32), "F").resize((width, height), Image.Resampling.BILINEAR), np.float64
+    )
 
 
 def fixation_points(fixations: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:

@@ -25,5 +25,8 @@ def teacher_model_path(shared: Path) -> Path:
 
 
 def teacher_map_path(cache: Path, image_path: Path) -> Path:
-    """Where the teacher's cached map of a photo lives (converters.teacher writes it)."""
-    return cache / "teacher" / image_path.parent.name / f"{image_path.stem}.npy"
+    """Where the teacher's cached map of a photo lives (converters.teacher writes it), by dataset:
+    <cache>/teacher/osie/1001.npy for <shared>/data/osie/images/1001.jpg."""
+    folder = image_path.parent
+    dataset = folder.parent.name if folder.name == "images" else folder.name
+    return cache / "teacher" / dataset / f"{image_path.stem}.npy"

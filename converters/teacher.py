@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from edgecrop.card import InputCard, ModelCard, OutputCard
 from edgecrop.images import load_image
 from edgecrop.model import SaliencyModel
-from edgecrop.preprocess import content_cells, to_input, to_probability
+from edgecrop.preprocess import OutputKind, Resize, content_cells, to_input, to_probability
 
 from . import paths
 from .data import photo_sets
@@ -30,13 +31,13 @@ TEMPERATURE = 2.0  # softmax(logits / 2): temperature 1 is over-peaked (shared/R
 POOL = 4  # cached maps are 1/4 of the image size
 MAP_TENSOR = "Sum"
 
-TEACHER_CARD = {
-    "name": "attention-center (teacher)",
-    "licence": "Apache-2.0 (Google)",
-    "input": {"resize": "letterbox", "mean": [0, 0, 0], "std": [255, 255, 255]},
-    "output": {"kind": "logits", "temperature": TEMPERATURE, "name": MAP_TENSOR},
-    "notes": "Output re-pointed at the internal dense logit map 'Sum' by converters.teacher.",
-}
+TEACHER_CARD = ModelCard(
+    name="attention-center (teacher)",
+    licence="Apache-2.0 (Google)",
+    input=InputCard(resize=Resize.LETTERBOX),
+    output=OutputCard(kind=OutputKind.LOGITS, temperature=TEMPERATURE, name=MAP_TENSOR),
+    notes="Output re-pointed at the internal dense logit map 'Sum' by converters.teacher.",
+)
 
 log = logging.getLogger("converters.teacher")
 
@@ -53,7 +54,7 @@ def teacher_map(model: SaliencyModel, image_path: Path) -> np.ndarray:
     pixels, place = to_input(image.rgb, model.info.spec)
     prob = to_probability(content_cells(model.run(pixels), place), "logits", TEMPERATURE)
     size = (max(1, round(image.width / POOL)), max(1, round(image.height / POOL)))
-    pooled = np.asarray(Image.fromarray(prob, "F").resize(size, Image.BOX), dtype=np.float64)
+    pooled = np.asarray(Image.fromarray(prob, "F").resize(size, Image.Resampling.BOX), dtype=np.float64)
     return (pooled / pooled.sum()).astype(np.float32)
 
 

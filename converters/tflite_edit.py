@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import flatbuffers
 from ai_edge_litert import schema_py_generated as schema
 
-from edgecrop.model import CARD_METADATA_NAME
+from edgecrop.card import CARD_METADATA_NAME, ModelCard
 
 
 def _load(data: bytes) -> schema.ModelT:
@@ -40,10 +38,10 @@ def set_outputs(data: bytes, tensors: list[int], subgraph: int = 0) -> bytes:
     return _save(model)
 
 
-def embed_card(data: bytes, card: dict) -> bytes:
+def embed_card(data: bytes, card: ModelCard) -> bytes:
     """Store ``card`` as JSON in the model's metadata (replacing an earlier card)."""
     model = _load(data)
-    payload = json.dumps(card, indent=1, sort_keys=True).encode()
+    payload = card.to_json().encode()
     buffer = schema.BufferT()
     buffer.data = list(payload)
     model.buffers.append(buffer)

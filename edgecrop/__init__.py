@@ -7,32 +7,46 @@ with Cropper() as cropper:
 
 __version__ = "0.1.0"
 
-from .cropper import (  # noqa: E402
-    DEFAULT_ASPECTS,
-    Crop,
-    Cropper,
-    CropperOptions,
-    CropResult,
-    SearchOptions,
-    crop,
-    find_crops,
+from .card import CentrePrior, InputCard, ModelCard, OutputCard  # noqa: E402
+from .cropper import DEFAULT_ASPECTS, Cropper, CropperOptions, CropResult, crop  # noqa: E402
+from .errors import (  # noqa: E402
+    BackendError,
+    DelegateError,
+    EdgecropError,
+    ImageError,
+    ModelError,
+    OptionError,
+    OutputError,
 )
 from .geometry import AspectRatio, Box  # noqa: E402
-from .images import ImageError, load_image  # noqa: E402
-from .model import ModelError, SaliencyModel  # noqa: E402
-from .search import Boost  # noqa: E402
+from .images import load_image  # noqa: E402
+from .model import SaliencyModel  # noqa: E402
+from .preprocess import OutputKind, Resize  # noqa: E402
+from .search import Boost, Crop, Policy, SearchOptions, find_crops  # noqa: E402
 
 __all__ = [
     "DEFAULT_ASPECTS",
     "AspectRatio",
+    "BackendError",
     "Boost",
     "Box",
+    "CentrePrior",
     "Crop",
     "CropResult",
     "Cropper",
     "CropperOptions",
+    "DelegateError",
+    "EdgecropError",
     "ImageError",
+    "InputCard",
+    "ModelCard",
     "ModelError",
+    "OptionError",
+    "OutputCard",
+    "OutputError",
+    "OutputKind",
+    "Policy",
+    "Resize",
     "SaliencyModel",
     "SearchOptions",
     "crop",

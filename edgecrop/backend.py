@@ -11,13 +11,7 @@ import platform
 from dataclasses import dataclass
 from typing import Any, Callable
 
-
-class BackendError(RuntimeError):
-    """No TFLite runtime could be imported."""
-
-
-class DelegateError(RuntimeError):
-    """An external delegate library could not be loaded."""
+from .errors import BackendError, DelegateError
 
 
 @dataclass(frozen=True)

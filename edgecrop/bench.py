@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from .cropper import Cropper, CropperOptions
+from .errors import OutputError
 from .images import load_image
 from .model import ModelSource
 
@@ -65,7 +66,7 @@ def make_inputs(folder: Path, sample: Path = SAMPLE) -> dict[str, Path]:
     out = {}
     for name, size in INPUTS.items():
         path = folder / name
-        src.resize(size, Image.BICUBIC).save(path, **({"quality": 92} if name.endswith(".jpg") else {}))
+        src.resize(size, Image.Resampling.BICUBIC).save(path, **({"quality": 92} if name.endswith(".jpg") else {}))
         out[name] = path
     return out
 
@@ -384,13 +385,26 @@ def plots(r: dict, folder: Path, stem: str) -> list[Path]:
     return written
 
 
+def result_paths(folder: Path, date: str) -> list[Path]:
+    """Where the results of a run on ``date`` go: ``<date>-bench.json`` and ``.md``."""
+    return [folder / f"{date}-bench.json", folder / f"{date}-bench.md"]
+
+
+def check_writable(folder: Path, date: str, overwrite: bool) -> None:
+    """Refuse before measuring, not after: existing results are kept unless ``overwrite``."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}: not a folder")
+    existing = [p for p in result_paths(folder, date) if p.exists()]
+    if existing and not overwrite:
+        raise OutputError(f"{existing[0]} exists (use --overwrite)")
+
+
 def write(results: dict, folder: Path, overwrite: bool = False) -> list[Path]:
     """``<date>-bench.json``, ``.md`` and the PNG plots (when matplotlib is installed) in ``folder``."""
+    check_writable(folder, results["date"], overwrite)
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{results['date']}-bench"
-    targets = [folder / f"{stem}.json", folder / f"{stem}.md"]
-    if not overwrite and any(p.exists() for p in targets):
-        raise FileExistsError(f"{targets[0]} exists (use --overwrite)")
+    targets = result_paths(folder, results["date"])
     targets[0].write_text(json.dumps(results, indent=1))
     targets[1].write_text(markdown(results))
     try:

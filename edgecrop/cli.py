@@ -8,6 +8,7 @@ over an input, and never over an existing file unless --overwrite is given.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -19,15 +20,15 @@ import numpy as np
 from PIL import Image
 
 from . import __version__
-from .backend import BackendError, DelegateError, delegate_library, get_backend
-from .cropper import DEFAULT_ASPECTS, POLICIES, Cropper, CropperOptions, CropResult, SearchOptions
-from .geometry import AspectRatio
-from .images import ImageError, load_image
-from .model import ModelError
+from .backend import delegate_library, get_backend
+from .card import card_summary
+from .cropper import DEFAULT_ASPECTS, Cropper, CropperOptions, CropResult
+from .errors import BackendError, EdgecropError, ImageError, OptionError
+from .images import load_image
 from .progress import progress
 from .registry import DEFAULT_MODEL, list_models
 from .render import overlay
-from .search import Boost
+from .search import Boost, Policy, SearchOptions, parse_aspects
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 _SAVE_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp"}
@@ -41,9 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except (ModelError, DelegateError, BackendError, KeyError, ValueError, FileExistsError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"edgecrop: error: {message}", file=sys.stderr)
+    except EdgecropError as exc:
+        print(f"edgecrop: error: {exc}", file=sys.stderr)
         return 2
 
 
@@ -64,7 +64,14 @@ def _parser() -> argparse.ArgumentParser:
     search_opts.add_argument(
         "--aspect", action="append", metavar="W:H", help="aspect ratio (repeatable; default 16:9 1:1 4:5 9:16)"
     )
-    search_opts.add_argument("--policy", choices=POLICIES, default="saliency")
+    search_opts.add_argument(
+        "--policy",
+        choices=[p.value for p in Policy] + ["center"],
+        default="saliency",
+        help="saliency: the window with the most saliency (all options apply); twitter: centred on the "
+        "peak (--focus moves the peak; --top-k/--min-scale/--area-cost are refused); centre: the centred "
+        "window (no option applies)",
+    )
     search_opts.add_argument("--top-k", type=int, default=1, help="distinct crops per ratio")
     search_opts.add_argument("--min-scale", type=float, default=1.0, help="let windows shrink to this fraction")
     search_opts.add_argument("--area-cost", type=float, default=0.0, help="density threshold for smaller windows")
@@ -114,7 +121,9 @@ def _run_bench(args) -> int:
     from . import bench
 
     if args.repeats < 1 or any(t < 1 for t in args.threads or []):
-        raise ValueError("--repeats and --threads must be at least 1")
+        raise OptionError("--repeats and --threads must be at least 1")
+    if args.out_dir:
+        bench.check_writable(args.out_dir, datetime.date.today().isoformat(), args.overwrite)
     models = {m: m for m in args.model} if args.model else {m.name: m.path for m in list_models()}
     command = " ".join(
         ["edgecrop bench", *(f"--model {m}" for m in args.model or []), *(f"--threads {t}" for t in args.threads or [])]
@@ -149,8 +158,11 @@ def parse_focus(text: str) -> Boost:
     except ValueError:
         values, w = [], 0.0
     if len(values) not in (2, 4) or w <= 0:
-        raise ValueError(f"--focus {text!r}: use X,Y or X,Y,W,H with an optional @WEIGHT > 0")
-    return Boost(*values, weight=w) if len(values) == 4 else Boost(values[0], values[1], weight=w)
+        raise OptionError(f"--focus {text!r}: use X,Y or X,Y,W,H with an optional @WEIGHT > 0")
+    try:
+        return Boost(*values, weight=w) if len(values) == 4 else Boost(values[0], values[1], weight=w)
+    except OptionError as exc:
+        raise OptionError(f"--focus {text!r}: {exc}") from None
 
 
 def _cropper(args) -> Cropper:
@@ -158,17 +170,15 @@ def _cropper(args) -> Cropper:
     for item in args.delegate_option:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--delegate-option {item!r}: use KEY=VALUE")
+            raise OptionError(f"--delegate-option {item!r}: use KEY=VALUE")
         options[key] = value
     return Cropper(
         CropperOptions(model=args.model, num_threads=args.threads, delegate=args.delegate, delegate_options=options)
     )
 
 
-def _search_options(args) -> tuple[list[str], SearchOptions]:
-    aspects = args.aspect or list(DEFAULT_ASPECTS)
-    for a in aspects:
-        AspectRatio.parse(a)  # fail early on a bad ratio
+def _search_options(args) -> tuple[list, SearchOptions]:
+    aspects = parse_aspects(args.aspect or list(DEFAULT_ASPECTS))  # fail early on a bad ratio
     return aspects, SearchOptions(
         policy=args.policy,
         top_k=args.top_k,
@@ -183,7 +193,7 @@ def _batch(args, handle) -> int:
     aspects, options = _search_options(args)
     paths = expand_inputs(args.inputs)
     if not paths:
-        raise ValueError("no input images")
+        raise OptionError("no input images")
     failed = 0
     with _cropper(args) as cropper:
         writer = OutputWriter(paths, args.out_dir, args.overwrite)
@@ -199,14 +209,14 @@ def _batch(args, handle) -> int:
 
 def _run_crop(args) -> int:
     if args.heatmap and not args.out_dir:
-        raise ValueError("--heatmap needs --out-dir")
+        raise OptionError("--heatmap needs --out-dir")
 
     def handle(cropper: Cropper, path: Path, result: CropResult, writer: OutputWriter) -> None:
         if args.out_dir:
             full = load_image(path, max_pixels=cropper.options.max_pixels, background=cropper.options.background)
             fmt = full.format if full.format in _SAVE_FORMATS else "PNG"
             for c in result.crops:
-                suffix = c.aspect.replace(":", "x") + (f"_{c.rank + 1}" if c.rank else "")
+                suffix = c.aspect.label.replace(":", "x") + (f"_{c.rank + 1}" if c.rank else "")
                 piece = full.rgb.crop((c.x, c.y, c.x + c.width, c.y + c.height))
                 writer.save(piece, path, suffix, fmt)
             if args.heatmap:
@@ -214,7 +224,7 @@ def _run_crop(args) -> int:
         if args.json:
             print(json.dumps({**result.as_dict(), "image": str(path)}), flush=True)
         elif not args.out_dir:
-            boxes = "  ".join(f"{c.aspect}: {c.x},{c.y} {c.width}x{c.height}" for c in result.crops)
+            boxes = "  ".join(f"{c.aspect.label}: {c.x},{c.y} {c.width}x{c.height}" for c in result.crops)
             print(f"{path} ({result.width}x{result.height})  {boxes}", flush=True)
 
     return _batch(args, handle)
@@ -298,7 +308,8 @@ def _run_info(args) -> int:
         "delegates": {alias: delegate_library(alias)[0] for alias in ("edgetpu", "armnn")},
         "default_model": DEFAULT_MODEL,
         "models": [
-            {"name": m.name, "path": str(m.path), "bytes": m.size_bytes, "card": m.card()} for m in list_models()
+            {"name": m.name, "path": str(m.path), "bytes": m.size_bytes, "card": m.card().to_dict()}
+            for m in list_models()
         ],
     }
     if args.json:
@@ -309,10 +320,9 @@ def _run_info(args) -> int:
     print(f"backend: {backend_desc.get('name')} {backend_desc.get('version', backend_desc.get('error', ''))}")
     print("delegates: " + ", ".join(f"{k} -> {v}" for k, v in info["delegates"].items()) + ", or any library path")
     print(f"models (default: {DEFAULT_MODEL}):")
-    for m in info["models"]:
-        card = m["card"]
-        print(f"  {m['name']}  {m['bytes'] / 1024:.0f} KB  {card.get('summary', '')}")
-        for key in ("input", "output", "architecture", "parameters", "flops", "metrics", "training_data", "limits"):
-            if key in card:
-                print(f"      {key}: {json.dumps(card[key])}")
+    for m in list_models():
+        print(f"  {m.name}  {m.size_bytes / 1024:.0f} KB")
+        for line in card_summary(m.card()):
+            print(f"      {line}")
+    print("(edgecrop info --json prints every card in full)")
     return 0

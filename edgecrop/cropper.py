@@ -12,23 +12,26 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Union
 
 import numpy as np
 
-from .geometry import AspectRatio, Box
+from .errors import OptionError
+from .geometry import AspectRatio
 from .images import DEFAULT_MAX_PIXELS, ImageSource, LoadedImage, load_image
 from .model import ModelSource, SaliencyModel
-from .preprocess import content_cells, to_input, to_probability
+from .preprocess import content_cells, mix_centre_prior, to_input, to_probability
 from .registry import resolve_model
-from .search import Boost, apply_boosts, centred_window, most_salient_point, search, summed_area, window_mass
+from .search import Crop, SearchOptions, find_crops, parse_aspects
 
 DEFAULT_ASPECTS = ("16:9", "1:1", "4:5", "9:16")
-POLICIES = ("saliency", "twitter", "center")
+MAX_THREADS = 256
+Aspects = Union[str, float, AspectRatio, Sequence[Union[str, float, AspectRatio]]]
 
 
-@dataclass
+@dataclass(frozen=True)
 class CropperOptions:
     """How to build a Cropper: which model, how many threads, which accelerator."""
 
@@ -39,63 +42,31 @@ class CropperOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are refused (decompression bombs)
     background: tuple[int, int, int] = (255, 255, 255)  # behind transparent pixels
 
-
-@dataclass
-class SearchOptions:
-    """How to choose crops; see edgecrop.search for the scoring rule."""
-
-    policy: str = "saliency"  # saliency: best window; twitter: centred on the peak; center
-    min_scale: float = 1.0  # < 1 lets windows shrink to this fraction of the largest
-    scale_steps: int = 4
-    area_cost: float = 0.0  # density threshold for smaller windows (0: always the largest)
-    top_k: int = 1  # distinct crops per ratio (non-maximum suppression)
-    nms_iou: float = 0.5
-    boosts: Sequence[Boost] = ()  # caller's focal points / regions that steer the crop
-
-    def __post_init__(self):
-        if self.policy not in POLICIES:
-            raise ValueError(f"policy must be one of {POLICIES}, not {self.policy!r}")
-        if not 0 < self.min_scale <= 1:
-            raise ValueError("min_scale must be in (0, 1]")
-        if self.top_k < 1:
-            raise ValueError("top_k must be at least 1")
+    def __post_init__(self) -> None:
+        t = self.num_threads
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= MAX_THREADS):
+            raise OptionError(f"num_threads must be an integer from 1 to {MAX_THREADS}, not {t!r}")
+        if isinstance(self.max_pixels, bool) or not isinstance(self.max_pixels, int) or self.max_pixels < 1:
+            raise OptionError(f"max_pixels must be a positive integer, not {self.max_pixels!r}")
+        bg = self.background
+        if not (
+            isinstance(bg, (tuple, list)) and len(bg) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in bg)
+        ):
+            raise OptionError(f"background must be three integers 0..255, not {bg!r}")
+        if self.delegate is not None and not (isinstance(self.delegate, str) and self.delegate):
+            raise OptionError("delegate must be a non-empty string")
 
 
 @dataclass(frozen=True)
-class Crop:
-    aspect: str  # as requested, e.g. '16:9'
-    x: int  # pixels of the orientation-corrected, full-resolution image
-    y: int
-    width: int
-    height: int
-    score: float  # share of the (boosted) saliency inside the box, minus any area cost
-    rank: int = 0  # 0 = best; 1.. for top-k alternatives
-
-    @property
-    def box(self) -> Box:
-        return Box(self.x, self.y, self.width, self.height)
-
-    def as_dict(self) -> dict:
-        return {
-            "aspect": self.aspect,
-            "x": self.x,
-            "y": self.y,
-            "width": self.width,
-            "height": self.height,
-            "score": round(self.score, 6),
-        }
-
-
-@dataclass
 class CropResult:
     image: str
     width: int
     height: int
     crops: list[Crop]
-    saliency: np.ndarray  # probability map covering exactly the image (sums to 1)
+    saliency: np.ndarray  # probability map covering exactly the image (sums to 1), centre prior included
     timings: dict[str, float]  # seconds per stage
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "image": self.image,
             "width": self.width,
@@ -144,12 +115,12 @@ class Cropper:
     def crop(
         self,
         image: ImageSource | LoadedImage,
-        aspect_ratios: Iterable[str | float] = DEFAULT_ASPECTS,
+        aspect_ratios: Aspects = DEFAULT_ASPECTS,
         options: SearchOptions | None = None,
     ) -> CropResult:
-        """Crop boxes for each aspect ratio, with the saliency map and the time each stage took."""
+        """Crop boxes for each aspect ratio (one, or a list), with the saliency map and stage timings."""
         options = options or SearchOptions()
-        ratios = [(str(a), AspectRatio.parse(a).value) for a in aspect_ratios]
+        ratios = parse_aspects(aspect_ratios)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         loaded = self._loaded(image)
@@ -173,7 +144,10 @@ class Cropper:
         raw = self.model.run(pixels)
         timings["inference"] = time.perf_counter() - t
         t = time.perf_counter()
-        prob = to_probability(content_cells(raw, place), info.output_kind, info.temperature)
+        out = info.card.output
+        prob = to_probability(content_cells(raw, place), out.kind, out.temperature)
+        if out.centre_prior is not None:
+            prob = mix_centre_prior(prob, out.centre_prior.weight, out.centre_prior.sigma)
         timings["postprocess"] = time.perf_counter() - t
         return prob
 
@@ -187,39 +161,9 @@ class Cropper:
         self.close()
 
 
-def find_crops(
-    saliency: np.ndarray, width: int, height: int, ratios: list[tuple[str, float]], options: SearchOptions
-) -> list[Crop]:
-    """The search stage alone: crops for (label, width/height) ratios on a map covering the image."""
-    boosted = apply_boosts(saliency, width, height, tuple(options.boosts))
-    sat = summed_area(boosted)
-    crops = []
-    for label, ratio in ratios:
-        if options.policy == "saliency":
-            found = search(
-                sat,
-                width,
-                height,
-                ratio,
-                min_scale=options.min_scale,
-                scale_steps=options.scale_steps,
-                area_cost=options.area_cost,
-                top_k=options.top_k,
-                nms_iou=options.nms_iou,
-            )
-            crops += [Crop(label, *c.box.as_tuple(), c.score, rank) for rank, c in enumerate(found)]
-            continue
-        if options.policy == "twitter":
-            box = centred_window(*most_salient_point(boosted, width, height), width, height, ratio)
-        else:
-            box = centred_window(width / 2, height / 2, width, height, ratio)
-        crops.append(Crop(label, *box.as_tuple(), float(window_mass(sat, width, height, *box.as_tuple()))))
-    return crops
-
-
 def crop(
     image: ImageSource,
-    aspect_ratios: Iterable[str | float] = DEFAULT_ASPECTS,
+    aspect_ratios: Aspects = DEFAULT_ASPECTS,
     *,
     model: ModelSource = "default",
     options: SearchOptions | None = None,

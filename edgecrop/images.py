@@ -18,6 +18,8 @@ from typing import IO, Union
 import numpy as np
 from PIL import Image, ImageOps
 
+from .errors import ImageError
+
 ImageSource = Union[str, os.PathLike, bytes, bytearray, IO[bytes], Image.Image, np.ndarray]
 
 #: Pillow's own hard limit for a decompression bomb; above this we refuse the image.
@@ -25,15 +27,6 @@ DEFAULT_MAX_PIXELS = 2 * 89_478_485
 
 # EXIF orientations 5..8 swap width and height.
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
-
-
-class ImageError(ValueError):
-    """An input that is not a usable image (corrupt, truncated, empty, too large, unknown type)."""
-
-    def __init__(self, name: str, reason: str):
-        super().__init__(f"{name}: {reason}")
-        self.name = name
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -7,25 +7,21 @@ lock, and results are copies, never views into interpreter memory.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Union
 
 import numpy as np
 
 from .backend import get_backend, load_delegate
+from .card import CARD_METADATA_NAME, ModelCard
+from .errors import ModelError
 from .preprocess import InputSpec
 from .tflite_metadata import ModelFormatError, read_metadata
 
-CARD_METADATA_NAME = "edgecrop_model_card"
 ModelSource = Union[str, os.PathLike, bytes, bytearray]
-
-
-class ModelError(ValueError):
-    """A model file that cannot be used (missing, not TFLite, unexpected tensors)."""
 
 
 @dataclass(frozen=True)
@@ -41,17 +37,30 @@ class Quantization:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the pipeline needs to know about a model, from its card and its tensors."""
+    """A model as the pipeline runs it: its card, and what its tensors say (shapes, quantisation)."""
 
-    name: str
+    card: ModelCard
     spec: InputSpec
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    output_kind: str  # logits | probability | saliency
-    temperature: float
     input_quant: Quantization
     output_quant: Quantization
-    card: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+
+def read_card(data: bytes, name: str) -> ModelCard:
+    """The card embedded in a model's metadata, or the default card; a bad one is a ModelError."""
+    try:
+        metadata = read_metadata(data)
+    except ModelFormatError as exc:
+        raise ModelError(f"{name}: {exc}") from exc
+    if CARD_METADATA_NAME not in metadata:
+        return ModelCard.default(name)
+    try:
+        return ModelCard.from_json(metadata[CARD_METADATA_NAME])
+    except ModelError as exc:
+        raise ModelError(f"{name}: {exc}") from None
 
 
 def _quant(detail: dict) -> Quantization:
@@ -72,11 +81,7 @@ class SaliencyModel:
         name: str | None = None,
     ):
         data, name = _read_model(model, name)
-        try:
-            metadata = read_metadata(data)
-        except ModelFormatError as exc:
-            raise ModelError(f"{name}: {exc}") from exc
-        card = json.loads(metadata[CARD_METADATA_NAME]) if CARD_METADATA_NAME in metadata else {}
+        card = read_card(data, name)
         delegates = [load_delegate(delegate, delegate_options)] if delegate else None
         self.delegate = delegate
         try:
@@ -89,7 +94,7 @@ class SaliencyModel:
         self._input = _pick_input(self._interpreter.get_input_details(), name)
         self._output = _pick_output(self._interpreter.get_output_details(), card, name)
         self.info = _model_info(name, card, self._input, self._output)
-        self._lut = _input_lut(self.info)
+        self._table = input_table(card.input.mean, card.input.std, self.info.input_quant)
         self._lock = threading.Lock()
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
@@ -97,12 +102,12 @@ class SaliencyModel:
         spec = self.info.spec
         if pixels.shape != (spec.height, spec.width, 3) or pixels.dtype != np.uint8:
             raise ValueError(f"expected uint8 array of shape {(spec.height, spec.width, 3)}")
-        tensor = np.empty(pixels.shape, dtype=self._lut.dtype)
+        tensor = np.empty(pixels.shape, dtype=self._table.dtype)
         for c in range(3):
-            tensor[..., c] = self._lut[c][pixels[..., c]]
+            tensor[..., c] = self._table[c][pixels[..., c]]
         with self._lock:
             if self._interpreter is None:
-                raise RuntimeError("model is closed")
+                raise ModelError(f"{self.info.name}: the model is closed")
             self._interpreter.set_tensor(self._input["index"], tensor[None])
             self._interpreter.invoke()
             out = self._interpreter.get_tensor(self._output["index"])  # a copy
@@ -139,41 +144,29 @@ def _pick_input(details: list[dict], name: str) -> dict:
     raise ModelError(f"{name}: no image input of shape [1, H, W, 3]")
 
 
-def _pick_output(details: list[dict], card: dict, name: str) -> dict:
-    wanted = card.get("output", {}).get("name")
+def _pick_output(details: list[dict], card: ModelCard, name: str) -> dict:
+    wanted = card.output.name
     for d in details:
         if (wanted is None or d["name"] == wanted) and len(d["shape"]) >= 3:
             return d
     raise ModelError(f"{name}: no spatial output map of shape [1, h, w(, 1)]")
 
 
-def _model_info(name: str, card: dict, input_d: dict, output_d: dict) -> ModelInfo:
+def _model_info(name: str, card: ModelCard, input_d: dict, output_d: dict) -> ModelInfo:
     _, height, width, _ = (int(v) for v in input_d["shape"])
     out_shape = [int(v) for v in output_d["shape"]]
     map_h, map_w = out_shape[1], out_shape[2]
     if np.prod(out_shape) != map_h * map_w:
         raise ModelError(f"{name}: output {out_shape} is not a single-channel map")
-    inp = card.get("input", {})
-    out = card.get("output", {})
-    spec = InputSpec(height, width, map_h, map_w, inp.get("resize", "stretch"))
-    return ModelInfo(
-        name=card.get("name", name),
-        spec=spec,
-        mean=tuple(float(v) for v in inp.get("mean", (0.0, 0.0, 0.0))),
-        std=tuple(float(v) for v in inp.get("std", (255.0, 255.0, 255.0))),
-        output_kind=out.get("kind", "saliency"),
-        temperature=float(out.get("temperature", 1.0)),
-        input_quant=_quant(input_d),
-        output_quant=_quant(output_d),
-        card=card,
-    )
+    spec = InputSpec(height, width, map_h, map_w, card.input.resize)
+    return ModelInfo(card=card, spec=spec, input_quant=_quant(input_d), output_quant=_quant(output_d))
 
 
-def _input_lut(info: ModelInfo) -> np.ndarray:
-    """Per-channel table from pixel value (0..255) to the model's input value and dtype."""
+def input_table(mean: tuple[float, ...], std: tuple[float, ...], q: Quantization) -> np.ndarray:
+    """Per-channel table from pixel value (0..255) to the model's input value and dtype
+    (the Java core's Preprocess.inputTable)."""
     pixel = np.arange(256, dtype=np.float64)
-    real = np.stack([(pixel - m) / s for m, s in zip(info.mean, info.std)])
-    q = info.input_quant
+    real = np.stack([(pixel - m) / s for m, s in zip(mean, std)])
     if q.quantized:
         limits = np.iinfo(q.dtype)
         return np.clip(np.round(real / q.scale) + q.zero_point, limits.min, limits.max).astype(q.dtype)

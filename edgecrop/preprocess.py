@@ -8,11 +8,25 @@ cut from the output map exactly. Converters calibrate and train through these sa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 from PIL import Image
 
-RESIZE_MODES = ("letterbox", "stretch")
+
+class Resize(str, Enum):
+    """How a picture is fitted into the model's input."""
+
+    LETTERBOX = "letterbox"  # aspect kept, black padding, content rounded to whole output cells
+    STRETCH = "stretch"  # resized to the input size
+
+
+class OutputKind(str, Enum):
+    """What a model's output map holds."""
+
+    LOGITS = "logits"  # softmax(values / temperature)
+    PROBABILITY = "probability"  # non-negative, normalised
+    SALIENCY = "saliency"  # any scale: shifted to a minimum of 0, normalised
 
 
 @dataclass(frozen=True)
@@ -23,11 +37,10 @@ class InputSpec:
     width: int
     map_height: int  # model output map, cells
     map_width: int
-    resize: str = "letterbox"
+    resize: Resize
 
-    def __post_init__(self):
-        if self.resize not in RESIZE_MODES:
-            raise ValueError(f"resize must be one of {RESIZE_MODES}, not {self.resize!r}")
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "resize", Resize(self.resize))
 
 
 @dataclass(frozen=True)
@@ -40,7 +53,7 @@ class Layout:
 
 def layout(image_width: int, image_height: int, spec: InputSpec) -> Layout:
     """Place an image of the given size in the model input according to ``spec.resize``."""
-    if spec.resize == "stretch":
+    if spec.resize is Resize.STRETCH:
         return Layout((0, 0, spec.width, spec.height), (0, 0, spec.map_width, spec.map_height))
     sx = spec.width / spec.map_width
     sy = spec.height / spec.map_height
@@ -59,7 +72,7 @@ def to_input(rgb: Image.Image, spec: InputSpec) -> tuple[np.ndarray, Layout]:
     """The uint8 HxWx3 input array for ``rgb`` and its layout (black padding for letterbox)."""
     place = layout(rgb.width, rgb.height, spec)
     left, top, width, height = place.content
-    resized = rgb.resize((width, height), Image.BILINEAR)
+    resized = rgb.resize((width, height), Image.Resampling.BILINEAR)
     if (width, height) == (spec.width, spec.height):
         return np.asarray(resized, dtype=np.uint8), place
     canvas = np.zeros((spec.height, spec.width, 3), dtype=np.uint8)
@@ -73,19 +86,35 @@ def content_cells(raw_map: np.ndarray, place: Layout) -> np.ndarray:
     return raw_map[top : top + height, left : left + width]
 
 
-def to_probability(values: np.ndarray, kind: str, temperature: float = 1.0) -> np.ndarray:
+def to_probability(values: np.ndarray, kind: OutputKind | str, temperature: float = 1.0) -> np.ndarray:
     """Turn a model's map (logits, probabilities or unnormalised saliency) into a map summing to 1."""
+    kind = OutputKind(kind)
     values = values.astype(np.float64)
-    if kind == "logits":
+    if kind is OutputKind.LOGITS:
         z = values / temperature
         p = np.exp(z - z.max())
-    elif kind == "probability":
+    elif kind is OutputKind.PROBABILITY:
         p = np.clip(values, 0.0, None)
-    elif kind == "saliency":
-        p = values - values.min()
     else:
-        raise ValueError(f"unknown output kind {kind!r}")
+        p = values - values.min()
     total = p.sum()
     if not np.isfinite(total) or total <= 0:
         return np.full(values.shape, 1.0 / values.size, dtype=np.float32)
     return (p / total).astype(np.float32)
+
+
+def centre_prior_map(height: int, width: int, sigma: float) -> np.ndarray:
+    """A Gaussian at the centre of a height x width map of cells, standard deviations ``sigma`` times
+    each side, summing to 1 (cell centres at (k + 0.5) / n)."""
+    y = ((np.arange(height) + 0.5) / height - 0.5) / sigma
+    x = ((np.arange(width) + 0.5) / width - 0.5) / sigma
+    g = np.outer(np.exp(-0.5 * y * y), np.exp(-0.5 * x * x))
+    return g / g.sum()
+
+
+def mix_centre_prior(prob: np.ndarray, weight: float, sigma: float) -> np.ndarray:
+    """(1 - weight) * prob + weight * centre prior: the map the crop search works on."""
+    if weight <= 0:
+        return prob
+    mixed = (1.0 - weight) * prob.astype(np.float64) + weight * centre_prior_map(*prob.shape, sigma)
+    return (mixed / mixed.sum()).astype(np.float32)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .model import CARD_METADATA_NAME
-from .tflite_metadata import read_metadata
+from .card import ModelCard
+from .errors import ModelError
+from .model import read_card
 
 DEFAULT_MODEL = "edgecrop_int8"
 
@@ -20,10 +20,9 @@ class RegisteredModel:
     path: Path
     size_bytes: int
 
-    def card(self) -> dict:
-        """The model card embedded in the .tflite file ({} when it has none)."""
-        meta = read_metadata(self.path.read_bytes())
-        return json.loads(meta[CARD_METADATA_NAME]) if CARD_METADATA_NAME in meta else {}
+    def card(self) -> ModelCard:
+        """The model card embedded in the .tflite file (the default card when it has none)."""
+        return read_card(self.path.read_bytes(), self.name)
 
 
 def models_dir() -> Path:
@@ -46,4 +45,4 @@ def resolve_model(name_or_path: str | os.PathLike) -> Path:
     if path.suffix == ".tflite" or path.exists():
         return path
     known = ", ".join(m.name for m in list_models()) or "none"
-    raise KeyError(f"unknown model {text!r}: not a bundled model ({known}) nor a file")
+    raise ModelError(f"unknown model {text!r}: not a bundled model ({known}) nor a file")

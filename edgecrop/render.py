@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .cropper import Crop
+from .search import Crop
 
 # A perceptual dark-to-bright colour ramp (black, purple, red, orange, yellow), 5 stops.
 _STOPS = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float64)
@@ -40,7 +40,7 @@ def overlay(
     Crops are in ``full_size`` pixels (the full-resolution image; default: the photo's own size), so a
     reduced decode of a large photo can be drawn on without decoding it again.
     """
-    heat = Image.fromarray(colourise(saliency), "RGB").resize(photo.size, Image.BILINEAR)
+    heat = Image.fromarray(colourise(saliency), "RGB").resize(photo.size, Image.Resampling.BILINEAR)
     out = Image.blend(photo.convert("RGB"), heat, alpha)
     draw = ImageDraw.Draw(out)
     full_w, full_h = full_size or photo.size
@@ -51,6 +51,6 @@ def overlay(
         x0, y0 = c.x * sx, c.y * sy
         x1, y1 = (c.x + c.width) * sx - 1, (c.y + c.height) * sy - 1
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=line)
-        label = c.aspect if c.rank == 0 else f"{c.aspect} #{c.rank + 1}"
+        label = c.aspect.label if c.rank == 0 else f"{c.aspect.label} #{c.rank + 1}"
         draw.text((x0 + line + 2, y0 + line + 2 + 12 * k), label, fill=colour)  # stacked: boxes may share a corner
     return out

@@ -1,4 +1,8 @@
-"""Crop search on the low-resolution saliency map (Numba, compiled once and cached on disk).
+"""The search stage: the best crop box for each aspect ratio on the low-resolution saliency map.
+
+Everything about choosing crops lives here (the Java core keeps the same names in CropSearch):
+``SearchOptions`` and ``Policy`` say how, ``find_crops`` does it, a ``Crop`` is a box with the parts
+of its score. The kernels are Numba, compiled once and cached on disk.
 
 The map is a piecewise-constant density over the image (each cell covers W/w x H/h pixels). The
 saliency mass of any window is read from a summed-area table by bilinear interpolation, which is
@@ -18,12 +22,17 @@ Ties (within 1e-9) go to the window closest to the image centre, then the smalle
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
 
 import numba
 import numpy as np
 
-from .geometry import Box, largest_window
+from .errors import OptionError
+from .geometry import AspectRatio, Box, largest_window
 
 TIE_TOLERANCE = 1e-9
 
@@ -124,6 +133,41 @@ def best_window(sat: np.ndarray, width: int, height: int, cw: int, ch: int, area
     return best[3], best[2], best[0]
 
 
+class Policy(str, Enum):
+    """How a crop is placed. ``saliency``: the window holding the most saliency (max-sum);
+    ``twitter``: the largest window centred on the most salient cell (Twitter's 2018 rule);
+    ``centre``: the centred window (the baseline every model must beat)."""
+
+    SALIENCY = "saliency"
+    TWITTER = "twitter"
+    CENTRE = "centre"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Policy | None:
+        return cls.CENTRE if value == "center" else None  # the American spelling is accepted too
+
+
+MAX_SCALE_STEPS = 64
+MAX_TOP_K = 64
+MAX_BOOST_WEIGHT = 1e6
+
+
+def _number(value: object, name: str, low: float, high: float, *, low_open: bool = False) -> float:
+    """A finite real in [low, high] (or (low, high]), else OptionError naming the option."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise OptionError(f"{name} must be a finite number, not {value!r}")
+    if value < low or value > high or (low_open and value == low):
+        bracket = "(" if low_open else "["
+        raise OptionError(f"{name} must be in {bracket}{low:g}, {high:g}], not {value!r}")
+    return float(value)
+
+
+def _count(value: object, name: str, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+        raise OptionError(f"{name} must be an integer from 1 to {high}, not {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Boost:
     """Caller guidance: a box (x, y, width, height in image pixels; width = height = 0 for a point)
@@ -135,23 +179,123 @@ class Boost:
     height: float = 0.0
     weight: float = 1.0
 
+    def __post_init__(self) -> None:
+        for name in ("x", "y"):
+            _number(getattr(self, name), f"boost {name}", -1e9, 1e9)
+        for name in ("width", "height"):
+            _number(getattr(self, name), f"boost {name}", 0.0, 1e9)
+        _number(self.weight, "boost weight", 0.0, MAX_BOOST_WEIGHT, low_open=True)
 
-def apply_boosts(saliency: np.ndarray, width: int, height: int, boosts: tuple[Boost, ...]) -> np.ndarray:
-    """The map plus each boost's weight (times the map's mass) over the cells its box covers, summing to 1."""
+    def check_inside(self, width: int, height: int) -> None:
+        """A boost must touch the photo it steers."""
+        if self.x + self.width < 0 or self.y + self.height < 0 or self.x > width or self.y > height:
+            raise OptionError(f"focus ({self.x:g}, {self.y:g}) is outside the {width}x{height} photo")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How to choose crops. Options that a policy does not use are refused rather than ignored:
+    ``min_scale``, ``area_cost`` and ``top_k`` apply to the saliency policy only, and the centre
+    policy takes no boosts (twitter's peak moves with them)."""
+
+    policy: Policy = Policy.SALIENCY
+    min_scale: float = 1.0  # < 1 lets windows shrink to this fraction of the largest
+    scale_steps: int = 4
+    area_cost: float = 0.0  # density threshold for smaller windows (0: always the largest)
+    top_k: int = 1  # distinct crops per ratio (non-maximum suppression)
+    nms_iou: float = 0.5
+    boosts: Sequence[Boost] = field(default=())  # caller's focal points / regions that steer the crop
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "policy", Policy(self.policy))
+        except ValueError:
+            raise OptionError(
+                f"policy must be one of {', '.join(p.value for p in Policy)}, not {self.policy!r}"
+            ) from None
+        _number(self.min_scale, "min_scale", 0.0, 1.0, low_open=True)
+        _count(self.scale_steps, "scale_steps", MAX_SCALE_STEPS)
+        _number(self.area_cost, "area_cost", 0.0, 1e6)
+        _count(self.top_k, "top_k", MAX_TOP_K)
+        _number(self.nms_iou, "nms_iou", 0.0, 1.0, low_open=True)
+        boosts = tuple(self.boosts)
+        if not all(isinstance(b, Boost) for b in boosts):
+            raise OptionError("boosts must be Boost objects")
+        object.__setattr__(self, "boosts", boosts)
+        if self.policy is not Policy.SALIENCY:
+            changed = [
+                name
+                for name, default in (("min_scale", 1.0), ("area_cost", 0.0), ("top_k", 1))
+                if getattr(self, name) != default
+            ]
+            if changed:
+                raise OptionError(f"{', '.join(changed)} apply to the saliency policy only, not {self.policy.value}")
+        if self.policy is Policy.CENTRE and boosts:
+            raise OptionError("the centre policy ignores the map, so a focus cannot steer it: use saliency")
+
+
+@dataclass(frozen=True)
+class Crop:
+    """One crop box with the parts of its score (as smartcrop.js reports its parts):
+    ``score = model_mass + boost_mass - area_cost``, where the masses are shares of the boosted map."""
+
+    aspect: AspectRatio
+    box: Box  # pixels of the orientation-corrected, full-resolution image
+    score: float
+    model_mass: float  # share of the map inside the box that came from the model
+    boost_mass: float  # share that came from the caller's boosts
+    area_cost: float  # area_cost * box area / image area
+    rank: int = 0  # 0 = best; 1.. for top-k alternatives
+
+    @property
+    def x(self) -> int:
+        return self.box.x
+
+    @property
+    def y(self) -> int:
+        return self.box.y
+
+    @property
+    def width(self) -> int:
+        return self.box.width
+
+    @property
+    def height(self) -> int:
+        return self.box.height
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "aspect": self.aspect.label,
+            "x": self.box.x,
+            "y": self.box.y,
+            "width": self.box.width,
+            "height": self.box.height,
+            "score": round(self.score, 6),
+            "rank": self.rank,
+        }
+
+
+def boosted_map(
+    saliency: np.ndarray, width: int, height: int, boosts: tuple[Boost, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(the map the search works on, summing to 1; the model's share of it).
+
+    The model map is normalised to 1; each boost adds its weight (times that mass) spread over the
+    cells its box covers; the sum is renormalised."""
     h, w = saliency.shape
     total = float(saliency.sum())
-    out = saliency.astype(np.float64) / total if total > 0 else np.full((h, w), 1.0 / (h * w))
+    model = saliency.astype(np.float64) / total if total > 0 else np.full((h, w), 1.0 / (h * w))
+    out = model.copy()
     for b in boosts:
         bw = b.width * w / width if b.width > 0 else 1.0  # a point: one cell wide
         bh = b.height * h / height if b.height > 0 else 1.0
         u0 = b.x * w / width - (0 if b.width > 0 else 0.5)
         v0 = b.y * h / height - (0 if b.height > 0 else 0.5)
-        cover_x = _coverage(u0, u0 + bw, w)
-        cover_y = _coverage(v0, v0 + bh, h)
-        cover = np.outer(cover_y, cover_x)
+        cover = np.outer(_coverage(v0, v0 + bh, h), _coverage(u0, u0 + bw, w))
         if cover.sum() > 0:
             out += b.weight * cover / cover.sum()
-    return out / out.sum()
+    norm = float(out.sum())
+    return out / norm, model / norm
 
 
 def _coverage(a: float, b: float, n: int) -> np.ndarray:
@@ -161,7 +305,9 @@ def _coverage(a: float, b: float, n: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Candidate:
+class Scored:
+    """A window of the search with its score (model and boost mass minus area cost)."""
+
     box: Box
     score: float
 
@@ -177,15 +323,16 @@ def search(
     area_cost: float = 0.0,
     top_k: int = 1,
     nms_iou: float = 0.5,
-) -> list[Candidate]:
+) -> list[Scored]:
     """Best windows of one aspect ratio: top-k by score, with non-maximum suppression."""
     scales = [1.0] if min_scale >= 1.0 else list(np.linspace(1.0, min_scale, max(2, scale_steps)))
-    best: Candidate | None = None
+    best: Scored | None = None
     for s in scales:
         cw, ch = largest_window(width, height, ratio, s)
         x, y, score = best_window(sat, width, height, cw, ch, area_cost)
         if best is None or score > best.score + TIE_TOLERANCE:
-            best = Candidate(Box(int(x), int(y), cw, ch), float(score))
+            best = Scored(Box(int(x), int(y), cw, ch), float(score))
+    assert best is not None
     chosen = [best]
     if top_k == 1:
         return chosen
@@ -200,7 +347,7 @@ def search(
     for neg_score, y, x, cw, ch in pool:
         box = Box(x, y, cw, ch)
         if all(box.iou(c.box) < nms_iou for c in chosen):
-            chosen.append(Candidate(box, float(-neg_score)))
+            chosen.append(Scored(box, float(-neg_score)))
             if len(chosen) == top_k:
                 break
     return chosen
@@ -214,8 +361,58 @@ def most_salient_point(saliency: np.ndarray, width: int, height: int) -> tuple[f
 
 
 def centred_window(cx: float, cy: float, width: int, height: int, ratio: float) -> Box:
-    """Twitter's policy: the largest window of ``ratio`` centred on a point, shifted inside the image."""
+    """The largest window of ``ratio`` centred on a point, shifted inside the image."""
     cw, ch = largest_window(width, height, ratio)
     x = min(max(int(np.floor(cx - cw / 2 + 0.5)), 0), width - cw)
     y = min(max(int(np.floor(cy - ch / 2 + 0.5)), 0), height - ch)
     return Box(x, y, cw, ch)
+
+
+def parse_aspects(aspects: str | float | AspectRatio | Sequence[str | float | AspectRatio]) -> list[AspectRatio]:
+    """One ratio or several, as given by a caller ('16:9', 1.5, AspectRatio(4, 5), or a list of them)."""
+    items = [aspects] if isinstance(aspects, (str, int, float, AspectRatio)) else list(aspects)
+    if not items:
+        raise OptionError("no aspect ratio given")
+    try:
+        return [AspectRatio.parse(a) for a in items]
+    except ValueError as exc:
+        raise OptionError(str(exc)) from None
+
+
+def find_crops(
+    saliency: np.ndarray, width: int, height: int, aspects: Sequence[AspectRatio], options: SearchOptions
+) -> list[Crop]:
+    """The search stage: crops for each aspect ratio on a probability map covering a width x height image."""
+    for b in options.boosts:
+        b.check_inside(width, height)
+    boosted, model = boosted_map(saliency, width, height, options.boosts)
+    sat, sat_model = summed_area(boosted), summed_area(model)
+
+    def crop(aspect: AspectRatio, box: Box, score: float, rank: int) -> Crop:
+        kept_model = float(window_mass(sat_model, width, height, *box.as_tuple()))
+        kept = float(window_mass(sat, width, height, *box.as_tuple()))
+        return Crop(aspect, box, score, kept_model, kept - kept_model, kept - score, rank)
+
+    crops = []
+    for aspect in aspects:
+        ratio = aspect.value
+        if options.policy is Policy.SALIENCY:
+            found = search(
+                sat,
+                width,
+                height,
+                ratio,
+                min_scale=options.min_scale,
+                scale_steps=options.scale_steps,
+                area_cost=options.area_cost,
+                top_k=options.top_k,
+                nms_iou=options.nms_iou,
+            )
+            crops += [crop(aspect, c.box, c.score, rank) for rank, c in enumerate(found)]
+            continue
+        if options.policy is Policy.TWITTER:
+            box = centred_window(*most_salient_point(boosted, width, height), width, height, ratio)
+        else:
+            box = centred_window(width / 2, height / 2, width, height, ratio)
+        crops.append(crop(aspect, box, float(window_mass(sat, width, height, *box.as_tuple())), 0))
+    return crops

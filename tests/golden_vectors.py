@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from edgecrop import Cropper, SearchOptions
-from edgecrop.cropper import find_crops
-from edgecrop.geometry import AspectRatio
-from edgecrop.model import _input_lut
-from edgecrop.preprocess import InputSpec, layout, to_probability
-from edgecrop.search import Boost
+from edgecrop import CentrePrior, Cropper, ModelCard, ModelError, OutputCard
+from edgecrop.model import Quantization, input_table
+from edgecrop.preprocess import InputSpec, layout, mix_centre_prior, to_probability
+from edgecrop.registry import list_models
+from edgecrop.search import Boost, SearchOptions, find_crops, parse_aspects
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "android_demo" / "cropcore" / "src" / "test" / "resources" / "golden.json"
@@ -41,7 +40,7 @@ def options(width: int, height: int) -> dict[str, SearchOptions]:
         "scales_top2": SearchOptions(min_scale=0.5, scale_steps=3, area_cost=1.2, top_k=2, nms_iou=0.3),
         "focus": SearchOptions(boosts=focus),
         "twitter": SearchOptions(policy="twitter"),
-        "center": SearchOptions(policy="center"),
+        "centre": SearchOptions(policy="centre"),
     }
 
 
@@ -92,7 +91,7 @@ def normalised(maps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def search_cases(maps: dict[str, np.ndarray]) -> list[dict]:
-    ratios = [(a, AspectRatio.parse(a).value) for a in ASPECTS]
+    ratios = parse_aspects(ASPECTS)
     cases = []
     for map_name, sal in maps.items():
         width, height = IMAGE_SIZES[map_name]
@@ -105,9 +104,9 @@ def search_cases(maps: dict[str, np.ndarray]) -> list[dict]:
                     "width": width,
                     "height": height,
                     "labels": ASPECTS,
-                    "ratios": [r for _, r in ratios],
+                    "ratios": [r.value for r in ratios],
                     "options": {
-                        "policy": opt.policy,
+                        "policy": opt.policy.value,
                         "min_scale": opt.min_scale,
                         "scale_steps": opt.scale_steps,
                         "area_cost": opt.area_cost,
@@ -115,7 +114,7 @@ def search_cases(maps: dict[str, np.ndarray]) -> list[dict]:
                         "nms_iou": opt.nms_iou,
                         "boosts": [[b.x, b.y, b.width, b.height, b.weight] for b in opt.boosts],
                     },
-                    "crops": [[c.aspect, c.x, c.y, c.width, c.height, c.score, c.rank] for c in crops],
+                    "crops": [[c.aspect.label, c.x, c.y, c.width, c.height, c.score, c.rank] for c in crops],
                 }
             )
     return cases
@@ -123,9 +122,9 @@ def search_cases(maps: dict[str, np.ndarray]) -> list[dict]:
 
 def layout_cases() -> list[dict]:
     specs = [
-        InputSpec(256, 256, 64, 64),
-        InputSpec(384, 384, 24, 24),
-        InputSpec(480, 640, 480, 640),
+        InputSpec(256, 256, 64, 64, "letterbox"),
+        InputSpec(384, 384, 24, 24, "letterbox"),
+        InputSpec(480, 640, 480, 640, "letterbox"),
         InputSpec(96, 128, 12, 16, "stretch"),
     ]
     sizes = [(800, 600), (600, 800), (4000, 3000), (1, 1), (10000, 10), (37, 23), (512, 600), (1920, 1080)]
@@ -145,55 +144,90 @@ def layout_cases() -> list[dict]:
 
 
 def lut_cases() -> list[dict]:
-    from edgecrop.model import ModelInfo, Quantization
-
     out = []
     for mean, std, scale, zp in [
         ((0, 0, 0), (255, 255, 255), 1 / 255, -128),
         ((123.68, 116.779, 103.939), (1, 1, 1), 0.9, 3),
         ((127.5, 127.5, 127.5), (127.5, 127.5, 127.5), 0.0078125, 0),
     ]:
-        info = ModelInfo(
-            name="t",
-            spec=InputSpec(8, 8, 2, 2),
-            mean=mean,
-            std=std,
-            output_kind="logits",
-            temperature=1.0,
-            input_quant=Quantization(scale, zp, np.dtype(np.int8)),
-            output_quant=Quantization(1.0, 0, np.dtype(np.int8)),
-            card={},
-        )
-        out.append(
-            {"mean": list(mean), "std": list(std), "scale": scale, "zero_point": zp, "lut": _input_lut(info).tolist()}
-        )
+        table = input_table(mean, std, Quantization(scale, zp, np.dtype(np.int8)))
+        out.append({"mean": list(mean), "std": list(std), "scale": scale, "zero_point": zp, "lut": table.tolist()})
     return out
 
 
 def output_cases() -> list[dict]:
+    """Dequantisation and the whole postprocess stage as a card specifies it (kind, temperature, prior)."""
     rng = np.random.default_rng(3)
     out = []
-    for kind, temperature, scale, zp in [
-        ("logits", 1.0, 0.0625, -12),
-        ("logits", 2.0, 0.2, 5),
-        ("probability", 1.0, 0.001, -128),
-        ("saliency", 1.0, 0.05, 0),
+    for kind, temperature, scale, zp, prior in [
+        ("logits", 1.0, 0.0625, -12, None),
+        ("logits", 2.0, 0.2, 5, None),
+        ("probability", 1.0, 0.001, -128, None),
+        ("saliency", 1.0, 0.05, 0, None),
+        ("logits", 1.0, 0.1, 0, (0.3, 0.25)),
+        ("logits", 1.5, 0.08, -20, (0.75, 1.5)),
     ]:
         q = rng.integers(-128, 128, 30).astype(np.int8)
         deq = ((q.astype(np.float32) - zp) * scale).astype(np.float32)
-        prob = to_probability(deq, kind, temperature)
+        prob = to_probability(deq.reshape(5, 6), kind, temperature)
+        if prior:
+            prob = mix_centre_prior(prob, *prior)
         out.append(
             {
                 "q": q.tolist(),
                 "scale": scale,
                 "zero_point": zp,
-                "kind": kind,
-                "temperature": temperature,
+                "shape": [5, 6],
+                "card": ModelCard(
+                    name="t",
+                    output=OutputCard(
+                        kind=kind, temperature=temperature, centre_prior=CentrePrior(*prior) if prior else None
+                    ),
+                ).to_json(),
                 "dequantized": deq.tolist(),
-                "probability": prob.tolist(),
+                "probability": prob.ravel().tolist(),
             }
         )
     return out
+
+
+def card_cases() -> dict:
+    """The bundled models' cards as Java must read them from the .tflite files, and cards it must refuse."""
+    bundled = {}
+    for m in list_models():
+        c = m.card()
+        prior = c.output.centre_prior
+        bundled[m.path.name] = {
+            "name": c.name,
+            "resize": c.input.resize.value,
+            "mean": list(c.input.mean),
+            "std": list(c.input.std),
+            "kind": c.output.kind.value,
+            "temperature": c.output.temperature,
+            "centre_prior": [prior.weight, prior.sigma] if prior else None,
+            "recommended_policy": c.recommended_policy.value if c.recommended_policy else None,
+        }
+    bad = [
+        "[]",
+        "null",
+        '"card"',
+        "{}",
+        '{"name": ""}',
+        '{"name": "m", "input": {"mean": [1]}}',
+        '{"name": "m", "input": {"resize": "squash"}}',
+        '{"name": "m", "output": {"kind": "logits", "temperature": 0}}',
+        '{"name": "m", "output": {"centre_prior": {"weight": 1.5, "sigma": 0.3}}}',
+        '{"name": "m", "output": {"centre_prior": {"weight": 0.2}}}',
+        '{"name": "m", "recommended_policy": "biggest"}',
+        '{"name": "m", "metrics": ' + "[" * 200 + "]" * 200 + "}",
+    ]
+    for text in bad:  # every one of these is refused by the Python reader too
+        try:
+            ModelCard.from_json(text)
+        except ModelError:
+            continue
+        raise AssertionError(f"Python accepts a card Java must refuse: {text[:60]}")
+    return {"bundled": bundled, "bad": bad}
 
 
 def golden() -> dict:
@@ -205,6 +239,7 @@ def golden() -> dict:
         "layout": layout_cases(),
         "lut": lut_cases(),
         "output": output_cases(),
+        "cards": card_cases(),
     }
 
 

@@ -25,7 +25,7 @@ def test_crop_json_schema(sample_path, photo, capsys):
         assert obj["image"] == str(path) and (obj["width"], obj["height"]) == size
         assert [c["aspect"] for c in obj["crops"]] == ["16:9", "1:1"]
         for c in obj["crops"]:
-            assert set(c) == {"aspect", "x", "y", "width", "height", "score"}
+            assert set(c) == {"aspect", "x", "y", "width", "height", "score", "rank"}
             assert all(isinstance(c[k], int) for k in ("x", "y", "width", "height"))
 
 

@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from edgecrop import Boost, Cropper, CropperOptions, ModelError, SearchOptions, crop
+from edgecrop import Boost, Cropper, CropperOptions, ModelError, OutputKind, Resize, SearchOptions, crop
 from edgecrop.backend import DelegateError, get_backend
 from edgecrop.geometry import largest_window
 from edgecrop.model import SaliencyModel
@@ -23,9 +23,10 @@ def test_bundled_models_have_cards():
     assert DEFAULT_MODEL in names
     for m in list_models():
         card = m.card()
-        assert card["input"]["resize"] in ("letterbox", "stretch")
-        assert card["output"]["kind"] == "logits"
-        assert card["parameters"] > 0 and card["flops"] > 0
+        assert card.name == m.name
+        assert card.input.resize is Resize.LETTERBOX
+        assert card.output.kind is OutputKind.LOGITS
+        assert card.parameters and card.flops and card.quantization in m.name
 
 
 def test_default_model_is_full_integer():
@@ -38,7 +39,7 @@ def test_default_model_is_full_integer():
 def test_crop_result(cropper, sample_path):
     result = cropper.crop(sample_path, ["16:9", "1:1", "4:5", "9:16"])
     assert (result.width, result.height) == (512, 600)
-    assert [c.aspect for c in result.crops] == ["16:9", "1:1", "4:5", "9:16"]
+    assert [c.aspect.label for c in result.crops] == ["16:9", "1:1", "4:5", "9:16"]
     for c, r in zip(result.crops, [16 / 9, 1, 4 / 5, 9 / 16]):
         assert (c.width, c.height) == largest_window(512, 600, r)
         assert 0 <= c.x <= 512 - c.width and 0 <= c.y <= 600 - c.height
@@ -103,7 +104,7 @@ def test_model_from_bytes(sample_path):
 def test_closed_cropper_refuses(sample_path):
     c = Cropper()
     c.close()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(ModelError, match="closed"):
         c.saliency(sample_path)
 
 
@@ -118,7 +119,7 @@ def test_bad_model_files(tmp_path):
     truncated.write_bytes(resolve_model("default").read_bytes()[:5000])
     with pytest.raises(ModelError):
         Cropper.from_model(truncated)
-    with pytest.raises(KeyError, match="unknown model"):
+    with pytest.raises(ModelError, match="unknown model"):
         Cropper(CropperOptions(model="no_such_model"))
 
 

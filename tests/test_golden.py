@@ -30,9 +30,11 @@ def test_golden_file_is_up_to_date():
         assert {k: v for k, v in s.items() if k != "crops"} == {k: v for k, v in f.items() if k != "crops"}, hint
     assert stored["layout"] == fresh["layout"], hint
     assert stored["lut"] == fresh["lut"], hint
+    assert len(stored["output"]) == len(fresh["output"]), hint
     for s, f in zip(stored["output"], fresh["output"]):
         np.testing.assert_allclose(s["probability"], f["probability"], rtol=1e-6, err_msg=hint)
-        assert s["q"] == f["q"] and s["dequantized"] == f["dequantized"], hint
+        assert s["q"] == f["q"] and s["dequantized"] == f["dequantized"] and s["card"] == f["card"], hint
+    assert stored["cards"] == fresh["cards"], hint
 
 
 def test_golden_cases_cover_ties_options_and_photos():

@@ -19,13 +19,13 @@ def _marked(w=60, h=40) -> Image.Image:
 # What EXIF orientation n does to the stored picture; exif_transpose must undo it.
 _STORE = {
     1: [],
-    2: [Image.FLIP_LEFT_RIGHT],
-    3: [Image.ROTATE_180],
-    4: [Image.FLIP_TOP_BOTTOM],
-    5: [Image.TRANSPOSE],
-    6: [Image.ROTATE_90],
-    7: [Image.TRANSVERSE],
-    8: [Image.ROTATE_270],
+    2: [Image.Transpose.FLIP_LEFT_RIGHT],
+    3: [Image.Transpose.ROTATE_180],
+    4: [Image.Transpose.FLIP_TOP_BOTTOM],
+    5: [Image.Transpose.TRANSPOSE],
+    6: [Image.Transpose.ROTATE_90],
+    7: [Image.Transpose.TRANSVERSE],
+    8: [Image.Transpose.ROTATE_270],
 }
 
 

@@ -6,9 +6,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from edgecrop.cropper import SearchOptions, find_crops
-from edgecrop.geometry import largest_window
-from edgecrop.search import Boost, apply_boosts, centred_window, search, summed_area
+from edgecrop import OptionError
+from edgecrop.geometry import AspectRatio, largest_window
+from edgecrop.search import (
+    Boost,
+    Policy,
+    SearchOptions,
+    boosted_map,
+    centred_window,
+    find_crops,
+    parse_aspects,
+    search,
+    summed_area,
+)
+
+SQUARE = [AspectRatio(1, 1)]
 
 TOL = 1e-9
 
@@ -90,7 +102,7 @@ def test_top_k_distinct_and_ordered(m, width, height, k, iou):
         assert 0 <= a.box.y and a.box.y + a.box.height <= height
         for b in found[i + 1 :]:
             assert a.box.iou(b.box) < iou
-    assert all(found[i].score >= found[i + 1].score - TOL for i in range(1, len(found) - 1))
+    assert all(found[i].score >= found[i + 1].score - TOL for i in range(len(found) - 1))
 
 
 def test_uniform_map_gives_centred_crop():
@@ -111,23 +123,27 @@ def test_boost_overrides_model():
     m = np.zeros((6, 10))
     m[3, 0] = 1.0  # the model looks left
     opts = SearchOptions(boosts=[Boost(950, 300, weight=5.0)])  # the user taps the right edge
-    (c,) = find_crops(m, 1000, 600, [("1:1", 1.0)], opts)
+    (c,) = find_crops(m, 1000, 600, SQUARE, opts)
     assert c.x + c.width > 950
-    (plain,) = find_crops(m, 1000, 600, [("1:1", 1.0)], SearchOptions())
-    assert plain.x == 0
+    assert c.score == pytest.approx(c.model_mass + c.boost_mass - c.area_cost)
+    assert c.boost_mass == pytest.approx(5 / 6)  # the whole boost is inside, the model's peak is not
+    assert c.model_mass == pytest.approx(0.0)
+    (plain,) = find_crops(m, 1000, 600, SQUARE, SearchOptions())
+    assert plain.x == 0 and plain.boost_mass == 0 and plain.model_mass == pytest.approx(plain.score)
 
 
 def test_box_boost_spreads_weight():
     m = np.full((4, 4), 1 / 16)
-    boosted = apply_boosts(m, 400, 400, (Boost(0, 0, 200, 200, weight=1.0),))
+    boosted, model = boosted_map(m, 400, 400, (Boost(0, 0, 200, 200, weight=1.0),))
     assert boosted.sum() == pytest.approx(1.0)
     assert boosted[:2, :2].sum() == pytest.approx((0.25 + 1) / 2)
+    assert model.sum() == pytest.approx(0.5)
 
 
 def test_twitter_policy_centres_on_peak_and_stays_inside():
     m = np.zeros((10, 10))
     m[1, 8] = 1.0
-    (c,) = find_crops(m, 1000, 1000, [("9:16", 9 / 16)], SearchOptions(policy="twitter"))
+    (c,) = find_crops(m, 1000, 1000, [AspectRatio(9, 16)], SearchOptions(policy=Policy.TWITTER))
     assert (c.width, c.height) == largest_window(1000, 1000, 9 / 16)
     assert c.x == 1000 - c.width  # would be centred at x=850, shifted inside
     box = centred_window(500, 500, 1000, 1000, 1.0)
@@ -137,14 +153,62 @@ def test_twitter_policy_centres_on_peak_and_stays_inside():
 def test_centre_policy():
     m = np.zeros((4, 4))
     m[0, 0] = 1
-    (c,) = find_crops(m, 800, 600, [("1:1", 1.0)], SearchOptions(policy="center"))
-    assert c.as_dict()["x"] == 100 and c.score == pytest.approx(0.5)  # half of cell (0, 0) is inside
+    (c,) = find_crops(m, 800, 600, SQUARE, SearchOptions(policy="center"))  # the American spelling too
+    assert c.as_dict() == {"aspect": "1:1", "x": 100, "y": 0, "width": 600, "height": 600, "score": 0.5, "rank": 0}
+    assert SearchOptions(policy="centre").policy is Policy.CENTRE
 
 
-def test_options_are_validated():
-    with pytest.raises(ValueError):
-        SearchOptions(policy="nope")
-    with pytest.raises(ValueError):
-        SearchOptions(min_scale=0)
-    with pytest.raises(ValueError):
-        SearchOptions(top_k=0)
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"policy": "nope"},
+        {"min_scale": 0},
+        {"min_scale": float("nan")},
+        {"top_k": 0},
+        {"top_k": 10**6},
+        {"scale_steps": 10**6},
+        {"scale_steps": 2.5},
+        {"area_cost": -1},
+        {"area_cost": float("inf")},
+        {"nms_iou": 0},
+        {"boosts": ["not a boost"]},
+        {"policy": "twitter", "top_k": 3},
+        {"policy": "twitter", "min_scale": 0.5},
+        {"policy": "centre", "area_cost": 0.5},
+        {"policy": "centre", "boosts": [Boost(1, 1)]},
+    ],
+)
+def test_options_are_validated(kwargs):
+    with pytest.raises(OptionError):
+        SearchOptions(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"x": float("nan"), "y": 0},
+        {"x": 0, "y": float("inf")},
+        {"x": 0, "y": 0, "weight": -1},
+        {"x": 0, "y": 0, "weight": 0},
+        {"x": 0, "y": 0, "weight": float("nan")},
+        {"x": 0, "y": 0, "width": -5},
+    ],
+)
+def test_boosts_are_validated(kwargs):
+    with pytest.raises(OptionError):
+        Boost(**kwargs)
+
+
+def test_focus_outside_the_photo_is_refused():
+    with pytest.raises(OptionError, match="outside the 800x600 photo"):
+        find_crops(np.ones((3, 4)), 800, 600, SQUARE, SearchOptions(boosts=[Boost(900, 100)]))
+
+
+def test_aspects_one_or_many():
+    assert parse_aspects("16:9") == [AspectRatio(16, 9)]
+    assert parse_aspects(AspectRatio(4, 5)) == [AspectRatio(4, 5)]
+    assert [a.label for a in parse_aspects(["16x9", 1.5, AspectRatio(9, 16)])] == ["16:9", "3:2", "9:16"]
+    with pytest.raises(OptionError):
+        parse_aspects("1" * 400 + ":0")
+    with pytest.raises(OptionError):
+        parse_aspects([])

@@ -19,8 +19,10 @@ import android.widget.ImageView;
 import android.widget.LinearLayout;
 import android.widget.TextView;
 import androidx.exifinterface.media.ExifInterface;
+import com.edgecrop.cropcore.AspectRatio;
 import com.edgecrop.cropcore.Boost;
 import com.edgecrop.cropcore.Crop;
+import com.edgecrop.cropcore.ModelCard;
 import com.edgecrop.cropcore.CropSearch;
 import com.edgecrop.cropcore.Preprocess;
 import com.edgecrop.cropcore.Saliency;
@@ -42,13 +44,15 @@ import org.tensorflow.lite.gpu.GpuDelegate;
  */
 public class MainActivity extends Activity {
     private static final int PICK = 1, CAMERA = 2;
-    private static final String[] LABELS = {"16:9", "1:1", "4:5", "9:16"};
-    private static final double[] RATIOS = {16.0 / 9, 1.0, 4.0 / 5, 9.0 / 16};
+    private static final AspectRatio[] ASPECTS = {
+        new AspectRatio(16, 9), new AspectRatio(1, 1), new AspectRatio(4, 5), new AspectRatio(9, 16)
+    };
     private static final int[] COLOURS = {Color.RED, Color.GREEN, Color.BLUE, Color.YELLOW};
-    // input and output of models/edgecrop_int8.tflite (its card: 256x256 letterbox, RGB / 255, 64x64 logits)
-    private static final Preprocess.InputSpec SPEC = new Preprocess.InputSpec(256, 256, 64, 64, true);
+    private static final String MODEL = "edgecrop_int8.tflite";
 
     private Interpreter interpreter;
+    private ModelCard card; // read from the model's own metadata: layout, normalisation, output, centre prior
+    private Preprocess.InputSpec spec; // the card's resize mode and the tensors' sizes
     private GpuDelegate gpu;
     private Bitmap photo;
     private Boost focus;
@@ -111,10 +115,15 @@ public class MainActivity extends Activity {
                 gpu = new GpuDelegate();
                 o.addDelegate(gpu);
             }
-            try (AssetFileDescriptor fd = getAssets().openFd("edgecrop_int8.tflite");
+            try (AssetFileDescriptor fd = getAssets().openFd(MODEL);
                  FileInputStream in = new FileInputStream(fd.getFileDescriptor())) {
                 MappedByteBuffer buf = in.getChannel().map(FileChannel.MapMode.READ_ONLY, fd.getStartOffset(), fd.getDeclaredLength());
+                byte[] bytes = new byte[buf.remaining()];
+                buf.duplicate().get(bytes);
+                card = ModelCard.fromModel(bytes, MODEL);
                 interpreter = new Interpreter(buf, o);
+                int[] inShape = interpreter.getInputTensor(0).shape(), outShape = interpreter.getOutputTensor(0).shape();
+                spec = Preprocess.InputSpec.of(card, inShape[1], inShape[2], outShape[1], outShape[2]);
             }
         }
         return interpreter;
@@ -131,24 +140,24 @@ public class MainActivity extends Activity {
         if (photo == null) return;
         try {
             long t0 = System.nanoTime();
-            Preprocess.Layout place = Preprocess.layout(photo.getWidth(), photo.getHeight(), SPEC);
             Interpreter m = model();
+            Preprocess.Layout place = Preprocess.layout(photo.getWidth(), photo.getHeight(), spec);
             long t1 = System.nanoTime();
             ByteBuffer input = toInput(place, m);
             long t2 = System.nanoTime();
-            byte[] raw = new byte[SPEC.mapHeight * SPEC.mapWidth];
+            byte[] raw = new byte[spec.mapHeight * spec.mapWidth];
             ByteBuffer out = ByteBuffer.wrap(raw).order(ByteOrder.nativeOrder());
             m.run(input, out);
             long t3 = System.nanoTime();
             float scale = m.getOutputTensor(0).quantizationParams().getScale();
             int zp = m.getOutputTensor(0).quantizationParams().getZeroPoint();
             float[] deq = Saliency.dequantize(raw, scale, zp);
-            double[] map = Saliency.toProbability(Preprocess.contentCells(deq, SPEC, place), "logits", 1.0);
             int h = place.cells[3], w = place.cells[2];
+            double[] map = Saliency.postprocess(Preprocess.contentCells(deq, spec, place), h, w, card);
             SearchOptions options = new SearchOptions();
             if (focus != null) options.boosts = new Boost[] {focus};
             long t4 = System.nanoTime();
-            List<Crop> crops = CropSearch.findCrops(map, h, w, photo.getWidth(), photo.getHeight(), LABELS, RATIOS, options);
+            List<Crop> crops = CropSearch.findCrops(map, h, w, photo.getWidth(), photo.getHeight(), ASPECTS, options);
             long t5 = System.nanoTime();
             show(map, h, w, crops);
             ((TextView) findViewById(R.id.timings)).setText(String.format(
@@ -162,14 +171,14 @@ public class MainActivity extends Activity {
 
     /** Letterbox into 256x256 (black padding), then the int8 input table of cropcore. */
     private ByteBuffer toInput(Preprocess.Layout place, Interpreter m) {
-        Bitmap canvas = Bitmap.createBitmap(SPEC.width, SPEC.height, Bitmap.Config.ARGB_8888);
+        Bitmap canvas = Bitmap.createBitmap(spec.width, spec.height, Bitmap.Config.ARGB_8888);
         Rect dst = new Rect(place.content[0], place.content[1], place.content[0] + place.content[2], place.content[1] + place.content[3]);
         new Canvas(canvas).drawBitmap(photo, null, dst, new Paint(Paint.FILTER_BITMAP_FLAG));
         float scale = m.getInputTensor(0).quantizationParams().getScale();
         int zp = m.getInputTensor(0).quantizationParams().getZeroPoint();
-        byte[][] lut = Preprocess.int8InputTable(new double[] {0, 0, 0}, new double[] {255, 255, 255}, scale, zp);
-        int[] px = new int[SPEC.width * SPEC.height];
-        canvas.getPixels(px, 0, SPEC.width, 0, 0, SPEC.width, SPEC.height);
+        byte[][] lut = Preprocess.inputTable(card.input.mean, card.input.std, scale, zp);
+        int[] px = new int[spec.width * spec.height];
+        canvas.getPixels(px, 0, spec.width, 0, 0, spec.width, spec.height);
         ByteBuffer buf = ByteBuffer.allocateDirect(px.length * 3).order(ByteOrder.nativeOrder());
         for (int p : px) {
             buf.put(lut[0][(p >> 16) & 0xff]).put(lut[1][(p >> 8) & 0xff]).put(lut[2][p & 0xff]);
@@ -203,7 +212,7 @@ public class MainActivity extends Activity {
             c.drawRect(k.box.x, k.box.y, k.box.x + k.box.width, k.box.y + k.box.height, stroke);
             ImageView thumb = new ImageView(this);
             thumb.setImageBitmap(Bitmap.createBitmap(photo, k.box.x, k.box.y, k.box.width, k.box.height));
-            thumb.setContentDescription(k.aspect + " crop");
+            thumb.setContentDescription(k.aspect.label() + " crop");
             strip.addView(thumb, new LinearLayout.LayoutParams(0, LinearLayout.LayoutParams.MATCH_PARENT, 1));
         }
         if (focus != null) {

@@ -19,12 +19,32 @@ public final class Boost {
         return new Boost(x, y, 0, 0, weight);
     }
 
-    /** The map plus each boost over the cells its box covers, normalised to sum to 1 (row-major h x w). */
-    public static double[] apply(double[] map, int h, int w, int width, int height, Boost[] boosts) {
+    /** Refuse what edgecrop.search.Boost refuses: non-finite values, negative sizes, a weight not in (0, 1e6]. */
+    public Boost validate() {
+        if (!(Double.isFinite(x) && Double.isFinite(y) && Math.abs(x) <= 1e9 && Math.abs(y) <= 1e9))
+            throw new IllegalArgumentException("boost x and y must be finite");
+        if (!(width >= 0 && height >= 0 && width <= 1e9 && height <= 1e9))
+            throw new IllegalArgumentException("boost width and height must be in [0, 1e9]");
+        if (!(weight > 0 && weight <= 1e6)) throw new IllegalArgumentException("boost weight must be in (0, 1e6]");
+        return this;
+    }
+
+    /** A boost must touch the photo it steers. */
+    public void checkInside(int imageWidth, int imageHeight) {
+        if (x + width < 0 || y + height < 0 || x > imageWidth || y > imageHeight)
+            throw new IllegalArgumentException("focus is outside the " + imageWidth + "x" + imageHeight + " photo");
+    }
+
+    /**
+     * edgecrop.search.boosted_map: {the map the search works on (the model map normalised to 1, plus each
+     * boost's weight over the cells its box covers, renormalised), the model's share of it}; row-major h x w.
+     */
+    public static double[][] boostedMap(double[] map, int h, int w, int width, int height, Boost[] boosts) {
         double total = 0;
         for (double v : map) total += v;
-        double[] out = new double[map.length];
-        for (int i = 0; i < map.length; i++) out[i] = total > 0 ? map[i] / total : 1.0 / (h * w);
+        double[] model = new double[map.length];
+        for (int i = 0; i < map.length; i++) model[i] = total > 0 ? map[i] / total : 1.0 / (h * w);
+        double[] out = model.clone();
         for (Boost b : boosts) {
             double bw = b.width > 0 ? b.width * w / width : 1.0;
             double bh = b.height > 0 ? b.height * h / height : 1.0;
@@ -40,8 +60,11 @@ public final class Boost {
         }
         double s = 0;
         for (double v : out) s += v;
-        for (int i = 0; i < out.length; i++) out[i] /= s;
-        return out;
+        for (int i = 0; i < out.length; i++) {
+            out[i] /= s;
+            model[i] /= s;
+        }
+        return new double[][] {out, model};
     }
 
     private static double[] coverage(double a, double b, int n) {

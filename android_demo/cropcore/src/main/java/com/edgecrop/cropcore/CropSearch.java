@@ -86,6 +86,10 @@ public final class CropSearch {
             this.cw = cw;
             this.ch = ch;
         }
+
+        Box box() {
+            return new Box((int) x, (int) y, cw, ch);
+        }
     }
 
     private List<Scored> scoreGrid(int cw, int ch, double areaCost) {
@@ -134,20 +138,16 @@ public final class CropSearch {
     }
 
     /** Best windows of one aspect ratio (width / height): top-k by score with non-maximum suppression. */
-    public List<Crop> search(String label, double ratio, SearchOptions o) {
+    public List<Scored> search(double ratio, SearchOptions o) {
         double[] scales = scales(o.minScale, o.scaleSteps);
-        Box bestBox = null;
-        double bestScore = 0;
+        Scored best = null;
         for (double s : scales) {
             int[] size = Geometry.largestWindow(width, height, ratio, s);
             Scored b = bestWindow(size[0], size[1], o.areaCost);
-            if (bestBox == null || b.score > bestScore + TIE_TOLERANCE) {
-                bestBox = new Box((int) b.x, (int) b.y, size[0], size[1]);
-                bestScore = b.score;
-            }
+            if (best == null || b.score > best.score + TIE_TOLERANCE) best = b;
         }
-        List<Crop> chosen = new ArrayList<>();
-        chosen.add(new Crop(label, bestBox, bestScore, 0));
+        List<Scored> chosen = new ArrayList<>();
+        chosen.add(best);
         if (o.topK == 1) return chosen;
         List<Scored> pool = new ArrayList<>();
         for (double s : scales) {
@@ -164,11 +164,11 @@ public final class CropSearch {
             return Integer.compare(a.ch, b.ch);
         });
         for (Scored s : pool) {
-            Box box = new Box((int) s.x, (int) s.y, s.cw, s.ch);
+            Box box = s.box();
             boolean keep = true;
-            for (Crop c : chosen) keep &= box.iou(c.box) < o.nmsIou;
+            for (Scored c : chosen) keep &= box.iou(c.box()) < o.nmsIou;
             if (keep) {
-                chosen.add(new Crop(label, box, s.score, chosen.size()));
+                chosen.add(s);
                 if (chosen.size() == o.topK) break;
             }
         }
@@ -191,27 +191,38 @@ public final class CropSearch {
         return new Box(x, y, size[0], size[1]);
     }
 
-    /** The whole search stage, as edgecrop.cropper.find_crops: boosts, then each ratio by the policy. */
+    /** The whole search stage, as edgecrop.search.find_crops: boosts, then each ratio by the policy. */
     public static List<Crop> findCrops(
-            double[] saliency, int h, int w, int width, int height, String[] labels, double[] ratios, SearchOptions o) {
+            double[] saliency, int h, int w, int width, int height, AspectRatio[] aspects, SearchOptions o) {
         o.validate();
-        double[] boosted = Boost.apply(saliency, h, w, width, height, o.boosts);
-        CropSearch search = new CropSearch(boosted, h, w, width, height);
+        for (Boost b : o.boosts) b.checkInside(width, height);
+        double[][] maps = Boost.boostedMap(saliency, h, w, width, height, o.boosts);
+        CropSearch search = new CropSearch(maps[0], h, w, width, height);
+        CropSearch model = new CropSearch(maps[1], h, w, width, height);
         List<Crop> crops = new ArrayList<>();
-        for (int r = 0; r < ratios.length; r++) {
-            if (o.policy.equals("saliency")) {
-                crops.addAll(search.search(labels[r], ratios[r], o));
+        for (AspectRatio aspect : aspects) {
+            double ratio = aspect.value();
+            if (o.policy == Policy.SALIENCY) {
+                List<Scored> found = search.search(ratio, o);
+                for (int rank = 0; rank < found.size(); rank++)
+                    crops.add(crop(aspect, found.get(rank).box(), found.get(rank).score, rank, search, model));
                 continue;
             }
             Box box;
-            if (o.policy.equals("twitter")) {
-                double[] p = mostSalientPoint(boosted, h, w, width, height);
-                box = centredWindow(p[0], p[1], width, height, ratios[r]);
+            if (o.policy == Policy.TWITTER) {
+                double[] p = mostSalientPoint(maps[0], h, w, width, height);
+                box = centredWindow(p[0], p[1], width, height, ratio);
             } else {
-                box = centredWindow(width / 2.0, height / 2.0, width, height, ratios[r]);
+                box = centredWindow(width / 2.0, height / 2.0, width, height, ratio);
             }
-            crops.add(new Crop(labels[r], box, search.windowMass(box.x, box.y, box.width, box.height), 0));
+            crops.add(crop(aspect, box, search.windowMass(box.x, box.y, box.width, box.height), 0, search, model));
         }
         return crops;
+    }
+
+    private static Crop crop(AspectRatio aspect, Box box, double score, int rank, CropSearch all, CropSearch model) {
+        double kept = all.windowMass(box.x, box.y, box.width, box.height);
+        double keptModel = model.windowMass(box.x, box.y, box.width, box.height);
+        return new Crop(aspect, box, score, keptModel, kept - keptModel, kept - score, rank);
     }
 }

@@ -22,13 +22,4 @@ public final class Geometry {
             Math.min(width, Math.max(1, roundHalfUp(w))), Math.min(height, Math.max(1, roundHalfUp(h)))
         };
     }
-
-    /** Parse "16:9", "16x9" or "16/9" into width / height. */
-    public static double parseRatio(String text) {
-        String[] parts = text.trim().split("[:x/]");
-        if (parts.length != 2) throw new IllegalArgumentException("not an aspect ratio: " + text);
-        double w = Double.parseDouble(parts[0].trim()), h = Double.parseDouble(parts[1].trim());
-        if (!(w > 0 && h > 0)) throw new IllegalArgumentException("aspect ratio must be positive: " + text);
-        return w / h;
-    }
 }

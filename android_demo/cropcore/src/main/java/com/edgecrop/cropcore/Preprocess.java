@@ -14,6 +14,11 @@ public final class Preprocess {
         public final int height, width, mapHeight, mapWidth;
         public final boolean letterbox;
 
+        /** The spec of a model: its tensors' sizes and its card's resize mode. */
+        public static InputSpec of(ModelCard card, int height, int width, int mapHeight, int mapWidth) {
+            return new InputSpec(height, width, mapHeight, mapWidth, card.input.resize.equals("letterbox"));
+        }
+
         public InputSpec(int height, int width, int mapHeight, int mapWidth, boolean letterbox) {
             this.height = height;
             this.width = width;
@@ -48,8 +53,11 @@ public final class Preprocess {
         return new Layout(new int[] {left, top, width, height}, new int[] {leftC, topC, cellsW, cellsH});
     }
 
-    /** Per-channel table from pixel value (0..255) to the int8 input: clip(rint(((p - mean) / std) / scale) + zp). */
-    public static byte[][] int8InputTable(double[] mean, double[] std, double scale, int zeroPoint) {
+    /**
+     * Per-channel table from pixel value (0..255) to the int8 input, as edgecrop.model.input_table:
+     * clip(rint(((p - mean) / std) / scale) + zp).
+     */
+    public static byte[][] inputTable(double[] mean, double[] std, double scale, int zeroPoint) {
         byte[][] lut = new byte[3][256];
         for (int c = 0; c < 3; c++) {
             for (int p = 0; p < 256; p++) {

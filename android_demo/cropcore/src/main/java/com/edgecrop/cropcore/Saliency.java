@@ -36,4 +36,38 @@ public final class Saliency {
         for (int i = 0; i < p.length; i++) p[i] /= total;
         return p;
     }
+
+    /** edgecrop.preprocess.centre_prior_map: a centred Gaussian, sigma times each side, summing to 1. */
+    public static double[] centrePriorMap(int h, int w, double sigma) {
+        double[] gy = new double[h], gx = new double[w], g = new double[h * w];
+        for (int i = 0; i < h; i++) {
+            double y = ((i + 0.5) / h - 0.5) / sigma;
+            gy[i] = Math.exp(-0.5 * y * y);
+        }
+        for (int j = 0; j < w; j++) {
+            double x = ((j + 0.5) / w - 0.5) / sigma;
+            gx[j] = Math.exp(-0.5 * x * x);
+        }
+        double total = 0;
+        for (int i = 0; i < h; i++) for (int j = 0; j < w; j++) total += g[i * w + j] = gy[i] * gx[j];
+        for (int k = 0; k < g.length; k++) g[k] /= total;
+        return g;
+    }
+
+    /** edgecrop.preprocess.mix_centre_prior: (1 - weight) * p + weight * centre prior, renormalised. */
+    public static double[] mixCentrePrior(double[] p, int h, int w, double weight, double sigma) {
+        if (weight <= 0) return p;
+        double[] g = centrePriorMap(h, w, sigma), out = new double[p.length];
+        double total = 0;
+        for (int k = 0; k < p.length; k++) total += out[k] = (1 - weight) * p[k] + weight * g[k];
+        for (int k = 0; k < p.length; k++) out[k] /= total;
+        return out;
+    }
+
+    /** The whole postprocess stage as the card says: to a probability map, then the card's centre prior. */
+    public static double[] postprocess(double[] values, int h, int w, ModelCard card) {
+        double[] p = toProbability(values, card.output.kind, card.output.temperature);
+        ModelCard.CentrePrior prior = card.output.centrePrior;
+        return prior == null ? p : mixCentrePrior(p, h, w, prior.weight, prior.sigma);
+    }
 }

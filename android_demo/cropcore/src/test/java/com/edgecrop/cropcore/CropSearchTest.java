@@ -17,7 +17,7 @@ public class CropSearchTest {
             int width = 5 + rng.nextInt(120), height = 5 + rng.nextInt(120);
             double[] map = new double[h * w];
             for (int i = 0; i < map.length; i++) map[i] = rng.nextDouble();
-            CropSearch s = new CropSearch(Boost.apply(map, h, w, width, height, new Boost[0]), h, w, width, height);
+            CropSearch s = new CropSearch(Boost.boostedMap(map, h, w, width, height, new Boost[0])[0], h, w, width, height);
             double ratio = 0.3 + 3 * rng.nextDouble();
             int[] size = Geometry.largestWindow(width, height, ratio, 1.0);
             CropSearch.Scored best = s.bestWindow(size[0], size[1], 0.0);
@@ -31,7 +31,7 @@ public class CropSearchTest {
     public void uniformMapGivesTheCentredWindow() {
         double[] map = new double[16];
         java.util.Arrays.fill(map, 1.0);
-        List<Crop> crops = CropSearch.findCrops(map, 4, 4, 1000, 500, new String[] {"1:1"}, new double[] {1.0}, new SearchOptions());
+        List<Crop> crops = CropSearch.findCrops(map, 4, 4, 1000, 500, new AspectRatio[] {new AspectRatio(1, 1)}, new SearchOptions());
         assertEquals(new Box(250, 0, 500, 500), crops.get(0).box);
         assertEquals(0.5, crops.get(0).score, 1e-12);
     }
@@ -42,7 +42,7 @@ public class CropSearchTest {
         java.util.Arrays.fill(map, 1.0);
         SearchOptions o = new SearchOptions();
         o.boosts = new Boost[] {Boost.point(950, 250, 3.0)};
-        Crop c = CropSearch.findCrops(map, 8, 8, 1000, 500, new String[] {"1:1"}, new double[] {1.0}, o).get(0);
+        Crop c = CropSearch.findCrops(map, 8, 8, 1000, 500, new AspectRatio[] {new AspectRatio(1, 1)}, o).get(0);
         assertEquals(500, c.box.x);
     }
 
@@ -50,6 +50,6 @@ public class CropSearchTest {
     public void badOptionsAreRefused() {
         SearchOptions o = new SearchOptions();
         o.minScale = 0;
-        CropSearch.findCrops(new double[] {1}, 1, 1, 10, 10, new String[] {"1:1"}, new double[] {1.0}, o);
+        CropSearch.findCrops(new double[] {1}, 1, 1, 10, 10, new AspectRatio[] {new AspectRatio(1, 1)}, o);
     }
 }

@@ -19,7 +19,7 @@ public class GoldenTest {
     @SuppressWarnings("unchecked")
     public static void load() throws Exception {
         try (InputStream in = GoldenTest.class.getResourceAsStream("/golden.json")) {
-            golden = (Map<String, Object>) MiniJson.parse(new String(in.readAllBytes(), StandardCharsets.UTF_8));
+            golden = (Map<String, Object>) Json.parse(new String(in.readAllBytes(), StandardCharsets.UTF_8));
         }
     }
 
@@ -55,7 +55,7 @@ public class GoldenTest {
             for (int i = 0; i < h; i++) for (int j = 0; j < w; j++) map[i * w + j] = num(list(rows.get(i)).get(j));
             Map<String, Object> o = obj(k.get("options"));
             SearchOptions opt = new SearchOptions();
-            opt.policy = (String) o.get("policy");
+            opt.policy = Policy.parse((String) o.get("policy"));
             opt.minScale = num(o.get("min_scale"));
             opt.scaleSteps = integer(o.get("scale_steps"));
             opt.areaCost = num(o.get("area_cost"));
@@ -68,10 +68,12 @@ public class GoldenTest {
                 opt.boosts[b] = new Boost(num(v.get(0)), num(v.get(1)), num(v.get(2)), num(v.get(3)), num(v.get(4)));
             }
             List<Object> labels = list(k.get("labels")), ratios = list(k.get("ratios"));
-            String[] ls = labels.toArray(new String[0]);
-            double[] rs = new double[ratios.size()];
-            for (int r = 0; r < rs.length; r++) rs[r] = num(ratios.get(r));
-            List<Crop> found = CropSearch.findCrops(map, h, w, integer(k.get("width")), integer(k.get("height")), ls, rs, opt);
+            AspectRatio[] aspects = new AspectRatio[labels.size()];
+            for (int r = 0; r < aspects.length; r++) {
+                aspects[r] = AspectRatio.parse((String) labels.get(r));
+                assertEquals(num(ratios.get(r)), aspects[r].value(), 1e-15);
+            }
+            List<Crop> found = CropSearch.findCrops(map, h, w, integer(k.get("width")), integer(k.get("height")), aspects, opt);
             List<Object> expected = list(k.get("crops"));
             String name = (String) k.get("name");
             assertEquals(name + ": number of crops", expected.size(), found.size());
@@ -79,9 +81,10 @@ public class GoldenTest {
                 List<Object> e = list(expected.get(n));
                 Crop f = found.get(n);
                 Box want = new Box(integer(e.get(1)), integer(e.get(2)), integer(e.get(3)), integer(e.get(4)));
-                assertEquals(name + " crop " + n + " aspect", e.get(0), f.aspect);
-                assertEquals(name + " crop " + n + " (" + f.aspect + ")", want, f.box);
+                assertEquals(name + " crop " + n + " aspect", e.get(0), f.aspect.label());
+                assertEquals(name + " crop " + n + " (" + f.aspect.label() + ")", want, f.box);
                 assertEquals(name + " crop " + n + " score", num(e.get(5)), f.score, 1e-9);
+                assertEquals(name + " score parts", f.score, f.modelMass + f.boostMass - f.areaCost, 1e-12);
                 assertEquals(name + " crop " + n + " rank", integer(e.get(6)), f.rank);
                 crops++;
             }
@@ -104,10 +107,10 @@ public class GoldenTest {
     }
 
     @Test
-    public void int8InputTableMatchesPython() {
+    public void inputTableMatchesPython() {
         for (Object c : list(golden.get("lut"))) {
             Map<String, Object> k = obj(c);
-            byte[][] lut = Preprocess.int8InputTable(
+            byte[][] lut = Preprocess.inputTable(
                     doubles(k.get("mean")), doubles(k.get("std")), num(k.get("scale")), integer(k.get("zero_point")));
             List<Object> want = list(k.get("lut"));
             for (int ch = 0; ch < 3; ch++) {
@@ -131,8 +134,53 @@ public class GoldenTest {
                 assertEquals("dequantised " + i, (float) wantDeq[i], deq[i], 0f);
                 asDouble[i] = deq[i];
             }
-            double[] prob = Saliency.toProbability(asDouble, (String) k.get("kind"), num(k.get("temperature")));
+            int[] shape = ints(k.get("shape"));
+            ModelCard card = ModelCard.fromJson((String) k.get("card"));
+            double[] prob = Saliency.postprocess(asDouble, shape[0], shape[1], card);
             for (int i = 0; i < prob.length; i++) assertEquals("probability " + i, wantProb[i], prob[i], 1e-6 * wantProb[i] + 1e-12);
+        }
+    }
+
+    /** The card round trip: written by the converters into the .tflite, read here from the file's own bytes. */
+    @Test
+    public void bundledModelCardsReadFromTheirFiles() throws Exception {
+        Map<String, Object> bundled = obj(obj(golden.get("cards")).get("bundled"));
+        assertTrue("golden file names the bundled models", bundled.size() >= 1);
+        for (Map.Entry<String, Object> e : bundled.entrySet()) {
+            byte[] model;
+            try (InputStream in = GoldenTest.class.getResourceAsStream("/models/" + e.getKey())) {
+                assertTrue("model file " + e.getKey() + " is on the test class path", in != null);
+                model = in.readAllBytes();
+            }
+            ModelCard card = ModelCard.fromModel(model, e.getKey());
+            Map<String, Object> want = obj(e.getValue());
+            assertEquals(want.get("name"), card.name);
+            assertEquals(want.get("resize"), card.input.resize);
+            assertArrayEquals(doubles(want.get("mean")), card.input.mean, 0);
+            assertArrayEquals(doubles(want.get("std")), card.input.std, 0);
+            assertEquals(want.get("kind"), card.output.kind);
+            assertEquals(num(want.get("temperature")), card.output.temperature, 0);
+            Object prior = want.get("centre_prior");
+            if (prior == null) {
+                assertTrue(card.output.centrePrior == null);
+            } else {
+                assertEquals(num(list(prior).get(0)), card.output.centrePrior.weight, 0);
+                assertEquals(num(list(prior).get(1)), card.output.centrePrior.sigma, 0);
+            }
+            Object policy = want.get("recommended_policy");
+            assertEquals(policy, card.recommendedPolicy == null ? null : card.recommendedPolicy.value);
+        }
+    }
+
+    @Test
+    public void badCardsAreRefusedAsInPython() {
+        for (Object text : list(obj(golden.get("cards")).get("bad"))) {
+            try {
+                ModelCard.fromJson((String) text);
+                throw new AssertionError("accepted a bad card: " + text);
+            } catch (IllegalArgumentException expected) {
+                assertTrue(expected.getMessage(), expected.getMessage().startsWith("JSON") || expected.getMessage().startsWith("model card"));
+            }
         }
     }
 
