@@ -18,11 +18,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from converters import paths
-from converters.evaluate import CROP_ASPECTS, crop_baselines, evaluate_osie, fixations_inside, ground_truths, maps_of
-from edgecrop import Cropper, SearchOptions, bench
+from converters.evaluate import CROP_ASPECTS, Photo, evaluate_model, fixations_inside, validation_sets
+from edgecrop import SearchOptions, bench
 from edgecrop.geometry import AspectRatio
 from edgecrop.progress import progress
 from edgecrop.registry import list_models
@@ -55,44 +54,37 @@ def peer_models(shared: Path) -> dict[str, bytes | Path]:
     return out
 
 
-def smartcrop_shares(names: list[str], images: Path, fixations: dict) -> dict[str, float]:
+def smartcrop_shares(photos: list[Photo]) -> dict[str, float]:
     """Share of fixations inside smartcrop.py's crop of each ratio (largest size, as edgecrop's)."""
     import smartcrop
 
     sc = smartcrop.SmartCrop()
     shares: dict[str, list[float]] = {a: [] for a in CROP_ASPECTS}
-    for name in progress(names, desc="smartcrop"):
-        with Image.open(images / name) as im:
-            rgb = im.convert("RGB")
+    for p in progress(photos, desc="smartcrop"):
+        rgb = p.image()
         for a in CROP_ASPECTS:
             r = AspectRatio.parse(a)
             box = sc.crop(rgb, r.width, r.height, min_scale=1.0)["top_crop"]
-            share = fixations_inside(fixations[name], box["x"], box["y"], box["width"], box["height"])
-            shares[a].append(share / len(fixations[name]))
+            share = fixations_inside(p.fixations, box["x"], box["y"], box["width"], box["height"])
+            shares[a].append(share / len(p.fixations))
     return {a: float(np.mean(v)) for a, v in shares.items()}
 
 
 def quality(models: dict[str, bytes | Path], shared: Path) -> dict[str, dict]:
-    """Metrics on OSIE validation for each model, smartcrop.py and the centre crop."""
-    from converters.data import load_fixations, load_splits
-
-    osie = shared / "data" / "osie"
-    names = load_splits()["osie_val"]
-    fixations = load_fixations(osie)
-    truths = ground_truths(names, osie / "images", fixations)
+    """Map metrics and crops on OSIE validation for each model, smartcrop.py and the centre crop."""
+    sets = {"osie_val": validation_sets(shared)["osie_val"]}
     out = {}
     for label, source in models.items():
-        with Cropper.from_model(source, num_threads=2) as cropper:
-            twitter = label.startswith("fastgaze")  # FastGaze with Twitter's crop rule, as Twitter ran it
-            out[label] = evaluate_osie(
-                maps_of(cropper), truths, osie / "images", SearchOptions(policy="twitter") if twitter else None
-            )
-            logging.info("quality of %s: NSS %.3f", label, out[label]["NSS"])
-    baselines = crop_baselines(names, fixations, 800, 600)
-    out["centre crop"] = {"crop_fixation_share": baselines["centre"]}
-    out["best possible crop"] = {"crop_fixation_share": baselines["best"]}
+        twitter = label.startswith("fastgaze")  # FastGaze with Twitter's crop rule, as Twitter ran it
+        report = evaluate_model(source, sets, options=SearchOptions(policy="twitter") if twitter else None)
+        osie = report["sets"]["osie_val"]
+        shares = {a: r["model"] for a, r in osie["ratios"].items()}
+        out[label] = {**osie["maps"], "crop_fixation_share": shares, "normalised": osie["mean_normalised"]}
+        logging.info("quality of %s: NSS %.3f", label, out[label]["NSS"])
+    out["centre crop"] = {"crop_fixation_share": {a: r["centre"] for a, r in osie["ratios"].items()}}
+    out["best possible crop"] = {"crop_fixation_share": {a: r["best"] for a, r in osie["ratios"].items()}}
     try:
-        out["smartcrop.py"] = {"crop_fixation_share": smartcrop_shares(names, osie / "images", fixations)}
+        out["smartcrop.py"] = {"crop_fixation_share": smartcrop_shares(sets["osie_val"])}
     except ImportError:
         pass
     for q in out.values():

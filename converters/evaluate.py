@@ -1,32 +1,70 @@
-"""Stage 8: evaluate models on OSIE fixations and on held-out corpus photos of every shape.
+"""Stage 8: evaluate a model where it matters: the crops it leads to, against the centre crop.
 
-Every model runs through edgecrop's own runtime (Cropper), exactly as users run it. Printed per model:
-NSS, CC, KL, SIM, AUC-Judd, sAUC (conventions in converters.metrics), and crop quality: for 16:9, 1:1,
-4:5 and 9:16, the share of human fixations inside the largest window of that ratio as placed by the
-model, by a centre crop, and by the best possible placement. With --holdout, agreement with the
-teacher (CC, KL of the maps) on held-out corpus photos by shape (portrait, square, landscape, panoramic).
+Every model runs through edgecrop's own runtime (Cropper), exactly as users run it. Validation sets:
+OSIE val, EyeCrowd val (reported apart) and shape re-cuts of both (windows of 1:1, 3:4, 9:16 and 2:1
+cut from the validation photos at seeded positions and sizes, the fixations inside re-indexed), so
+that decisions are made on more than 4:3 photos.
 
-    python -m converters.evaluate --model edgecrop_int8 --data ../shared/data/osie --split val
+Per set and per ratio (16:9, 1:1, 4:5, 9:16; the largest window of that ratio):
+- the share of human fixations kept by the model's crop, by the centre crop and by the best possible
+  placement; the normalised score (model - centre) / (best - centre): 0 is the centre crop, 1 perfect;
+  a bootstrap 95% interval of it (photos resampled); all of it without and with each observer's first
+  fixation (the start cross at the screen centre);
+- on EyeCrowd, the share of frontal faces kept whole (>= 90% of the box inside) by model and centre crop.
+Map metrics (NSS, CC, KL, SIM, AUC-Judd, sAUC; conventions in converters.metrics) on the full photos.
+
+    python -m converters.evaluate --model edgecrop_int8 [--model other.tflite] [--teacher]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from edgecrop import Cropper, SearchOptions
-from edgecrop.cropper import find_crops
+from edgecrop import Cropper
 from edgecrop.geometry import AspectRatio, largest_window
+from edgecrop.preprocess import content_cells, to_input
+from edgecrop.search import SearchOptions, find_crops, parse_aspects
 
 from . import metrics, paths
-from .data import load_fixations, load_splits, shape_class
-from .teacher import convert_teacher
+from .data import FIXATION_SETS, load_faces, load_fixations, load_splits
 
 CROP_ASPECTS = ("16:9", "1:1", "4:5", "9:16")
+RECUT_SHAPES = ("1:1", "3:4", "9:16", "2:1")
+RECUTS_PER_SHAPE = 2
+RECUT_SEED = 11
+MIN_RECUT_FIXATIONS = 10
+FACE_INSIDE = 0.9
+BOOTSTRAP = 1000
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One validation photo, or a re-cut of one: where its pixels are, and its fixations and faces in
+    its own pixel frame."""
+
+    name: str
+    path: Path
+    box: tuple[int, int, int, int] | None  # the re-cut window in the source photo, or None: the whole photo
+    width: int
+    height: int
+    fixations: np.ndarray  # (n, 2), each observer's first fixation dropped
+    fixations_all: np.ndarray  # (n, 2), all fixations
+    faces: np.ndarray  # (k, 4) frontal face boxes left, top, width, height
+
+    def image(self) -> Image.Image:
+        with Image.open(self.path) as im:
+            rgb = im.convert("RGB")
+        if self.box is None:
+            return rgb
+        x, y, w, h = self.box
+        return rgb.crop((x, y, x + w, y + h))
 
 
 def fixations_inside(fix: np.ndarray, x: int, y: int, w: int, h: int) -> int:
@@ -34,150 +72,263 @@ def fixations_inside(fix: np.ndarray, x: int, y: int, w: int, h: int) -> int:
 
 
 def best_placement(fix: np.ndarray, width: int, height: int, cw: int, ch: int) -> int:
-    """Most fixations any cw x ch window can hold (exhaustive over integer positions)."""
-    best = 0
-    for y in range(height - ch + 1) if ch < height else [0]:
-        for x in range(width - cw + 1) if cw < width else [0]:
-            best = max(best, fixations_inside(fix, x, y, cw, ch))
-    return best
+    """Most fixations any integer placement of a cw x ch window can hold. The largest window of a ratio
+    spans the photo in one direction, so this is a 1-D sliding window: the best start is at a fixation
+    (or at the far end)."""
+    if ch >= height or cw >= width:
+        along, size, length = (fix[:, 0], cw, width) if ch >= height else (fix[:, 1], ch, height)
+        if len(along) == 0:
+            return 0
+        coords = np.sort(along)
+        starts = np.clip(np.floor(np.r_[coords, length - size]), 0, length - size)
+        return int((np.searchsorted(coords, starts + size, "left") - np.searchsorted(coords, starts, "left")).max())
+    return max(
+        fixations_inside(fix, x, y, cw, ch)
+        for x in np.unique(np.clip(np.floor(np.r_[fix[:, 0], 0]), 0, width - cw)).astype(int)
+        for y in np.unique(np.clip(np.floor(np.r_[fix[:, 1], 0]), 0, height - ch)).astype(int)
+    )
 
 
-def ground_truths(names: list[str], images: Path, fixations: dict[str, np.ndarray]) -> dict[str, metrics.GroundTruth]:
-    """Per photo: fixations, density map and the other photos' fixations (for sAUC)."""
-    out = {}
+def faces_kept(faces: np.ndarray, x: int, y: int, w: int, h: int) -> int:
+    """How many face boxes have at least FACE_INSIDE of their area inside the crop."""
+    if not len(faces):
+        return 0
+    ix = np.clip(np.minimum(faces[:, 0] + faces[:, 2], x + w) - np.maximum(faces[:, 0], x), 0, None)
+    iy = np.clip(np.minimum(faces[:, 1] + faces[:, 3], y + h) - np.maximum(faces[:, 1], y), 0, None)
+    return int((ix * iy >= FACE_INSIDE * faces[:, 2] * faces[:, 3]).sum())
+
+
+def _photos(shared: Path, dataset: str, names: list[str]) -> list[Photo]:
+    folder = shared / "data" / dataset
+    dropped, every = load_fixations(folder), load_fixations(folder, drop_first=False)
+    faces = load_faces(folder)
+    out = []
     for name in names:
-        with Image.open(images / name) as im:
+        with Image.open(folder / "images" / name) as im:
             w, h = im.size
-        others = np.concatenate([fixations[n] for n in names if n != name])
-        out[name] = metrics.GroundTruth(fixations[name], w, h, others)
-    return out
-
-
-def evaluate_osie(
-    model_maps, truths: dict[str, metrics.GroundTruth], images: Path, options: SearchOptions | None = None
-) -> dict:
-    """Mean metrics and crop fixation shares for a function path -> (saliency map, image size)."""
-    rows, crop_rows = [], {a: [] for a in CROP_ASPECTS}
-    ratios = [(a, AspectRatio.parse(a).value) for a in CROP_ASPECTS]
-    for name, truth in truths.items():
-        sal, (w, h) = model_maps(images / name)
-        rows.append(metrics.all_metrics(sal, truth))
-        for c in find_crops(sal, w, h, ratios, options or SearchOptions()):
-            crop_rows[c.aspect].append(
-                fixations_inside(truth.fixations, c.x, c.y, c.width, c.height) / len(truth.fixations)
-            )
-    out = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-    out["crop_fixation_share"] = {a: float(np.mean(v)) for a, v in crop_rows.items()}
-    return out
-
-
-def crop_baselines(names: list[str], fixations: dict[str, np.ndarray], width: int, height: int) -> dict:
-    """Fixation share of the centre crop and of the best possible placement, per ratio."""
-    out = {"centre": {}, "best": {}}
-    for a in CROP_ASPECTS:
-        cw, ch = largest_window(width, height, AspectRatio.parse(a).value)
-        x, y = (width - cw) // 2, (height - ch) // 2
-        fix = [fixations[n] for n in names]
-        out["centre"][a] = float(np.mean([fixations_inside(f, x, y, cw, ch) / len(f) for f in fix]))
-        out["best"][a] = float(np.mean([best_placement(f, width, height, cw, ch) / len(f) for f in fix]))
-    return out
-
-
-def holdout_agreement(cropper: Cropper, teacher_maps: dict[Path, np.ndarray]) -> dict:
-    """CC and KL between a model's map and the teacher's, per photo shape."""
-    by_shape: dict[str, list[tuple[float, float]]] = {}
-    for p, t in teacher_maps.items():
-        loaded = cropper.load(p)
-        s = cropper.saliency(loaded)
-        s_up = metrics.resize_map(s, t.shape[1], t.shape[0])
-        by_shape.setdefault(shape_class(loaded.width, loaded.height), []).append(
-            (metrics.cc(s_up, t), metrics.kl(s_up, t))
+        f = faces.get(name, np.zeros((0, 8)))
+        frontal = f[f[:, 4] > 0, :4] if len(f) else np.zeros((0, 4))
+        out.append(
+            Photo(f"{dataset}/{name}", folder / "images" / name, None, w, h, dropped[name], every[name], frontal)
         )
+    return out
+
+
+def recuts(photos: list[Photo], seed: int = RECUT_SEED) -> list[Photo]:
+    """Windows of each RECUT_SHAPES ratio cut from each photo (RECUTS_PER_SHAPE of them, 55-100% of the
+    largest such window, at seeded positions), with the fixations and faces inside re-indexed."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for p in photos:
+        for shape in RECUT_SHAPES:
+            for k in range(RECUTS_PER_SHAPE):
+                cw, ch = largest_window(p.width, p.height, AspectRatio.parse(shape).value, rng.uniform(0.55, 1.0))
+                x, y = int(rng.integers(0, p.width - cw + 1)), int(rng.integers(0, p.height - ch + 1))
+
+                def inside(f: np.ndarray) -> np.ndarray:
+                    keep = (f[:, 0] >= x) & (f[:, 0] < x + cw) & (f[:, 1] >= y) & (f[:, 1] < y + ch)
+                    return f[keep] - (x, y)
+
+                fix = inside(p.fixations)
+                if len(fix) < MIN_RECUT_FIXATIONS:
+                    continue
+                faces = p.faces - (x, y, 0, 0) if len(p.faces) else p.faces
+                if len(faces):  # only faces the re-cut holds (almost) whole count for it
+                    faces = faces[[faces_kept(f[None], 0, 0, cw, ch) == 1 for f in faces]]
+                name = f"{p.name}@{shape}#{k}"
+                out.append(Photo(name, p.path, (x, y, cw, ch), cw, ch, fix, inside(p.fixations_all), faces))
+    return out
+
+
+def validation_sets(shared: Path, limit: int | None = None) -> dict[str, list[Photo]]:
+    """OSIE val, EyeCrowd val and the re-cuts of both."""
+    splits = load_splits()
+    sets = {f"{d}_val": _photos(shared, d, splits[f"{d}_val"][:limit]) for d in FIXATION_SETS}
+    sets["recuts"] = recuts([p for d in FIXATION_SETS for p in sets[f"{d}_val"]])
+    return sets
+
+
+# ---- running a model -------------------------------------------------------------------------------
+
+
+def raw_maps(model: bytes | Path | str, photos: list[Photo], threads: int = 2) -> list[np.ndarray]:
+    """The model's raw output over each photo's cells (before the card's postprocessing)."""
+    out = []
+    with Cropper.from_model(model, num_threads=threads) as cropper:
+        for p in photos:
+            pixels, place = to_input(p.image(), cropper.model.info.spec)
+            out.append(content_cells(cropper.model.run(pixels), place))
+    return out
+
+
+def probability_maps(model: bytes | Path | str, photos: list[Photo], threads: int = 2) -> list[np.ndarray]:
+    """The maps the runtime's crop search works on (card's temperature and centre prior applied)."""
+    with Cropper.from_model(model, num_threads=threads) as cropper:
+        return [cropper.saliency(p.image()) for p in photos]
+
+
+def photo_rows(maps: Iterable[np.ndarray], photos: list[Photo], options: SearchOptions | None = None) -> list[dict]:
+    """Per photo, per ratio: fixations kept (model, centre, best; without and with first fixations) and
+    frontal faces kept whole (model, centre)."""
+    aspects = parse_aspects(CROP_ASPECTS)
+    rows = []
+    for sal, p in zip(maps, photos):
+        crops = find_crops(sal, p.width, p.height, aspects, options or SearchOptions())
+        row: dict = {"name": p.name, "n": len(p.fixations), "n_all": len(p.fixations_all), "faces": len(p.faces)}
+        for a, c in zip(CROP_ASPECTS, crops):
+            cw, ch = c.width, c.height
+            cx, cy = (p.width - cw) // 2, (p.height - ch) // 2
+            for key, fix in (("", p.fixations), ("all_", p.fixations_all)):
+                row[f"{key}model_{a}"] = fixations_inside(fix, c.x, c.y, cw, ch)
+                row[f"{key}centre_{a}"] = fixations_inside(fix, cx, cy, cw, ch)
+                row[f"{key}best_{a}"] = best_placement(fix, p.width, p.height, cw, ch)
+            row[f"faces_model_{a}"] = faces_kept(p.faces, c.x, c.y, cw, ch)
+            row[f"faces_centre_{a}"] = faces_kept(p.faces, cx, cy, cw, ch)
+        rows.append(row)
+    return rows
+
+
+def _shares(rows: list[dict], key: str, count: str) -> np.ndarray:
+    return np.array([r[key] / r[count] if r[count] else 0.0 for r in rows])
+
+
+def normalised(model: np.ndarray, centre: np.ndarray, best: np.ndarray) -> float:
+    gap = best.mean() - centre.mean()
+    return float((model.mean() - centre.mean()) / gap) if gap > 0 else 0.0
+
+
+def ratio_summary(rows: list[dict], aspect: str, prefix: str = "", seed: int = 0) -> dict:
+    """Shares kept (model, centre, best), the normalised score and its bootstrap 95% interval."""
+    count = "n_all" if prefix else "n"
+    m, c, b = (_shares(rows, f"{prefix}{k}_{aspect}", count) for k in ("model", "centre", "best"))
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(BOOTSTRAP):
+        i = rng.integers(0, len(rows), len(rows))
+        boots.append(normalised(m[i], c[i], b[i]))
     return {
-        k: {"n": len(v), "CC": float(np.mean([a for a, _ in v])), "KL": float(np.mean([b for _, b in v]))}
-        for k, v in sorted(by_shape.items())
+        "model": float(m.mean()),
+        "centre": float(c.mean()),
+        "best": float(b.mean()),
+        "normalised": normalised(m, c, b),
+        "ci95": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))],
     }
 
 
-def maps_of(cropper: Cropper):
-    """path -> (the cropper's saliency map, image size): what evaluate_osie takes."""
+def faces_summary(rows: list[dict], aspect: str) -> dict | None:
+    total = sum(r["faces"] for r in rows)
+    if not total:
+        return None
+    return {
+        "frontal_faces": total,
+        "model": sum(r[f"faces_model_{aspect}"] for r in rows) / total,
+        "centre": sum(r[f"faces_centre_{aspect}"] for r in rows) / total,
+    }
 
-    def run(path: Path):
-        loaded = cropper.load(path)
-        return cropper.saliency(loaded), (loaded.width, loaded.height)
 
-    return run
+def set_summary(rows: list[dict]) -> dict:
+    out: dict = {"photos": len(rows), "ratios": {}}
+    for a in CROP_ASPECTS:
+        out["ratios"][a] = {
+            **ratio_summary(rows, a),
+            "with_first_fixation": ratio_summary(rows, a, "all_"),
+            "faces_kept_whole": faces_summary(rows, a),
+        }
+    out["mean_normalised"] = float(np.mean([out["ratios"][a]["normalised"] for a in CROP_ASPECTS]))
+    return out
 
 
-def _centre_maps(path: Path):
-    with Image.open(path) as im:
-        w, h = im.size
-    return metrics.centre_bias(w, h), (w, h)
+def map_metrics(maps: list[np.ndarray], photos: list[Photo]) -> dict[str, float]:
+    """Mean NSS, CC, KL, SIM, AUC-Judd, sAUC of maps over full photos (others' fixations for sAUC)."""
+    rows = []
+    for k, (sal, p) in enumerate(zip(maps, photos)):
+        others = np.concatenate(
+            [q.fixations * (p.width / q.width, p.height / q.height) for j, q in enumerate(photos) if j != k]
+        )
+        rows.append(metrics.all_metrics(sal, metrics.GroundTruth(p.fixations, p.width, p.height, others)))
+    return {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
+
+
+def evaluate_model(
+    model: bytes | Path | str,
+    sets: dict[str, list[Photo]],
+    with_teacher: Path | None = None,
+    maps_fn: Callable[[list[Photo]], list[np.ndarray]] | None = None,
+    options: SearchOptions | None = None,
+) -> dict:
+    """The whole report for one model (its card's postprocessing applied, as users get it); with
+    ``with_teacher`` (the shared folder) the teacher's map metrics beside the model's."""
+    maps_fn = maps_fn or (lambda photos: probability_maps(model, photos))
+    teacher = teacher_bytes(with_teacher) if with_teacher is not None else None
+    report: dict = {"sets": {}}
+    for name, photos in sets.items():
+        maps = maps_fn(photos)
+        report["sets"][name] = set_summary(photo_rows(maps, photos, options))
+        if name != "recuts":
+            report["sets"][name]["maps"] = map_metrics(maps, photos)
+            if teacher is not None:
+                report["sets"][name]["teacher_maps"] = map_metrics(probability_maps(teacher, photos), photos)
+    return report
+
+
+def teacher_bytes(shared: Path) -> bytes:
+    from .teacher import convert_teacher
+
+    return convert_teacher(paths.teacher_model_path(shared))
+
+
+def summary(report: dict) -> dict:
+    """What a choice between models is made on: the normalised crop score, per set and overall."""
+    per_set = {k: v["mean_normalised"] for k, v in report["sets"].items()}
+    cells = [r["normalised"] for v in report["sets"].values() for r in v["ratios"].values()]
+    return {"mean_normalised": float(np.mean(list(per_set.values()))), "worst_ratio": float(min(cells)), **per_set}
+
+
+def card_metrics(report: dict) -> dict:
+    """The report as the model card carries it (per set: map metrics, and per ratio model / centre /
+    best / normalised / interval, faces)."""
+    return {"command": "python -m converters.evaluate --model edgecrop_int8 --teacher", **report["sets"]}
+
+
+def format_report(report: dict, label: str = "") -> str:
+    lines = [f"# {label}" if label else ""]
+    for name, s in report["sets"].items():
+        lines.append(f"{name} ({s['photos']} photos): mean normalised crop score {s['mean_normalised']:+.3f}")
+        if "maps" in s:
+            keys = ("NSS", "CC", "KL", "AUC-Judd", "sAUC")
+            lines.append("  map     " + "  ".join(f"{k} {s['maps'][k]:.3f}" for k in keys))
+            if "teacher_maps" in s:
+                lines.append("  teacher " + "  ".join(f"{k} {s['teacher_maps'][k]:.3f}" for k in keys))
+        lines.append(
+            f"  {'ratio':<6}{'model':>8}{'centre':>8}{'best':>8}{'norm.':>8}   95% interval   faces model/centre"
+        )
+        for a, r in s["ratios"].items():
+            faces = r["faces_kept_whole"]
+            face_text = f"{faces['model']:.3f}/{faces['centre']:.3f}" if faces else ""
+            lines.append(
+                f"  {a:<6}{r['model']:>8.3f}{r['centre']:>8.3f}{r['best']:>8.3f}{r['normalised']:>+8.3f}"
+                f"   [{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}]   {face_text}"
+            )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", default=[], help="bundled name or .tflite (repeatable)")
     ap.add_argument("--shared")
-    ap.add_argument("--data", help="OSIE folder (default <shared>/data/osie)")
-    ap.add_argument("--split", choices=["val", "train"], default="val")
-    ap.add_argument("--no-teacher", action="store_true")
-    ap.add_argument("--holdout", action="store_true", help="also agreement with the teacher on held-out corpus photos")
-    ap.add_argument("--limit", type=int)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--teacher", action="store_true", help="also the teacher's map metrics")
+    ap.add_argument("--limit", type=int, help="only the first N photos of each validation split")
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args(argv)
     shared = paths.shared_dir(args.shared)
-    osie = Path(args.data) if args.data else shared / "data" / "osie"
-    names = load_splits()[f"osie_{args.split}"][: args.limit]
-    fixations = load_fixations(osie)
-    teacher = Cropper.from_model(convert_teacher(paths.teacher_model_path(shared)), num_threads=args.threads)
-    models = {m: Cropper.from_model(m, num_threads=args.threads) for m in args.model}
-    results: dict = {"split": args.split, "images": len(names), "models": {}}
-    truths = ground_truths(names, osie / "images", fixations)
-    for label, cropper in models.items():
-        results["models"][label] = evaluate_osie(maps_of(cropper), truths, osie / "images")
-    if not args.no_teacher:
-        results["models"]["teacher"] = evaluate_osie(maps_of(teacher), truths, osie / "images")
-    results["models"]["centre-bias"] = evaluate_osie(_centre_maps, truths, osie / "images")
-    results["crop_baselines"] = crop_baselines(names, fixations, 800, 600)
-    if args.holdout:
-        holdout = [shared / "data" / "corpus" / n for n in load_splits()["corpus_holdout"]][: args.limit]
-        teacher_maps = {p: teacher.saliency(p) for p in holdout}
-        results["holdout_vs_teacher"] = {m: holdout_agreement(c, teacher_maps) for m, c in models.items()}
-    print(format_results(results))
+    sets = validation_sets(shared, args.limit)
+    results = {}
+    for m in args.model or ["edgecrop_int8"]:
+        results[m] = evaluate_model(m, sets, shared if args.teacher else None)
+        print(format_report(results[m], m))
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=1))
     return results
-
-
-def format_results(results: dict) -> str:
-    keys = ["NSS", "CC", "KL", "SIM", "AUC-Judd", "sAUC"]
-    lines = [
-        f"OSIE {results['split']} ({results['images']} photos)",
-        f"{'model':<28}" + "".join(f"{k:>10}" for k in keys),
-    ]
-    for label, r in results["models"].items():
-        lines.append(f"{_short(label):<28}" + "".join(f"{r.get(k, float('nan')):>10.3f}" for k in keys))
-    lines.append("")
-    lines.append("share of human fixations inside the largest crop of each ratio")
-    lines.append(f"{'placement':<28}" + "".join(f"{a:>10}" for a in CROP_ASPECTS))
-    for label, r in results["models"].items():
-        lines.append(f"{_short(label):<28}" + "".join(f"{r['crop_fixation_share'][a]:>10.3f}" for a in CROP_ASPECTS))
-    for label in ("centre", "best"):
-        row = results["crop_baselines"][label]
-        lines.append(f"{label + ' crop':<28}" + "".join(f"{row[a]:>10.3f}" for a in CROP_ASPECTS))
-    for model, shapes in results.get("holdout_vs_teacher", {}).items():
-        lines.append("")
-        lines.append(f"agreement with the teacher on held-out corpus photos: {_short(model)}")
-        for shape, v in shapes.items():
-            lines.append(f"  {shape:<10} n={v['n']:<4} CC {v['CC']:.3f}  KL {v['KL']:.3f}")
-    return "\n".join(lines)
-
-
-def _short(label: str) -> str:
-    """A model label that fits a column: the last two path parts."""
-    return "/".join(Path(label).parts[-2:])[-27:]
 
 
 if __name__ == "__main__":

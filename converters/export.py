@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +92,7 @@ def map_agreement(a: bytes, b: bytes, photos: list[Path]) -> float:
         return float(np.mean([cc(ca.saliency(p), cb.saliency(p)) for p in photos]))
 
 
-def model_card(arch: Architecture, keras_model, kind: str, extra: dict) -> ModelCard:
+def model_card(arch: Architecture, parameters: int, kind: str, extra: dict) -> ModelCard:
     """The card of an exported student; ``extra`` may carry training, metrics, version, centre_prior."""
     spec = arch.spec()
     prior = extra.get("centre_prior")
@@ -114,12 +114,12 @@ def model_card(arch: Architecture, keras_model, kind: str, extra: dict) -> Model
             map=(spec.map_height, spec.map_width),
             centre_prior=CentrePrior(**prior) if prior else None,
         ),
-        parameters=int(keras_model.count_params()),
+        parameters=parameters,
         flops=flops(arch),
         quantization=kind,
         training_data=TRAINING_DATA,
         training=extra.get("training", {}),
-        metrics=extra.get("metrics", {}),
+        metrics=extra.get("metrics", {}).get(kind, extra.get("metrics", {})),
         limits=(
             "Trained on free-viewing fixations (OSIE: 15 observers per photo, EyeCrowd: 16) and a teacher "
             "trained on SALICON; saliency models favour faces, text and high contrast, and have been shown to "
@@ -137,33 +137,46 @@ TRAINING_DATA = {
 }
 
 
-def export(run: Path, out: Path, shared: Path, weights: str, extra: dict, calib_limit: int | None = None) -> dict:
-    """Write edgecrop_{int8,float16,float32}.tflite + .md cards; return the checks' figures."""
+@dataclass(frozen=True)
+class Exported:
+    """A trained student converted to every kind, checked, not yet written."""
+
+    arch: Architecture
+    parameters: int
+    blobs: dict[str, bytes]  # kind -> .tflite bytes (no card yet)
+    checks: dict
+
+
+def convert_run(run: Path, weights: str, shared: Path, calibration_photos: int, check_limit: int | None = None):
+    """The masked weights ``run/weights`` slimmed and converted to int8 / float16 / float32, checked:
+    every int8 op fully integer, int8 maps within INT8_MIN_CC of float32 on OSIE validation."""
     masked, arch = load_trained(run, weights)
     model, arch = slim(masked, arch)
-    sets = photo_sets(shared)
-    calib_photos = sets["corpus"][:: max(1, len(sets["corpus"]) // CALIBRATION_PHOTOS)][
-        : calib_limit or CALIBRATION_PHOTOS
-    ]
+    corpus = photo_sets(shared)["corpus"]
+    calib_photos = corpus[:: max(1, len(corpus) // calibration_photos)][:calibration_photos]
     calibration = calibration_inputs(calib_photos, arch.spec())
     log.info("calibrating int8 on %d corpus photos", len(calibration))
     blobs = {kind: convert(model, kind, calibration) for kind in KINDS}
     problems = check_int8(blobs["int8"])
     if problems:
         raise RuntimeError("int8 model is not fully integer:\n" + "\n".join(problems))
-    val = [shared / "data" / "osie" / "images" / n for n in load_splits()["osie_val"]][: calib_limit or None]
+    val = [shared / "data" / "osie" / "images" / n for n in load_splits()["osie_val"]][:check_limit]
     agreement = map_agreement(blobs["int8"], blobs["float32"], val)
     log.info("int8 vs float32 mean CC on %d validation photos: %.4f", len(val), agreement)
-    if agreement < INT8_MIN_CC and not calib_limit:
+    if agreement < INT8_MIN_CC and not check_limit:
         raise RuntimeError(f"int8 map agreement {agreement:.4f} < {INT8_MIN_CC}")
+    checks = {"int8_vs_float32_cc": agreement, "int8_ops": sorted({o[0] for o in operators(blobs["int8"])})}
+    return Exported(arch, int(model.count_params()), blobs, checks)
+
+
+def write_models(exported: Exported, out: Path, extra: dict) -> None:
+    """edgecrop_{int8,float16,float32}.tflite, each with its card embedded, and the cards as .md."""
     out.mkdir(parents=True, exist_ok=True)
-    figures = {"int8_vs_float32_cc": agreement, "int8_ops": sorted({o[0] for o in operators(blobs["int8"])})}
-    for kind, blob in blobs.items():
-        card = replace(model_card(arch, model, kind, extra), checks=figures)
+    for kind, blob in exported.blobs.items():
+        card = replace(model_card(exported.arch, exported.parameters, kind, extra), checks=exported.checks)
         (out / f"edgecrop_{kind}.tflite").write_bytes(embed_card(blob, card))
         (out / f"edgecrop_{kind}.md").write_text(card_markdown(card))
         log.info("wrote %s (%d bytes)", out / f"edgecrop_{kind}.tflite", len(blob))
-    return figures
 
 
 def update_cards(out: Path, **changes) -> None:
@@ -179,7 +192,7 @@ def update_cards(out: Path, **changes) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True, type=Path)
-    ap.add_argument("--weights", default="train_model.npz", help="weights file in the run folder")
+    ap.add_argument("--weights", default="pruned_model.npz", help="weights file in the run folder")
     ap.add_argument("--out", type=Path, default=paths.REPO / "models")
     ap.add_argument("--shared")
     ap.add_argument("--card-extra", type=Path, help="JSON merged into the model card (training, metrics)")
@@ -187,7 +200,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     extra = json.loads(args.card_extra.read_text()) if args.card_extra else {}
-    export(args.run, args.out, paths.shared_dir(args.shared), args.weights, extra, args.smoke)
+    exported = convert_run(
+        args.run, args.weights, paths.shared_dir(args.shared), args.smoke or CALIBRATION_PHOTOS, args.smoke
+    )
+    write_models(exported, args.out, extra)
 
 
 if __name__ == "__main__":

@@ -174,8 +174,7 @@ def score_variants(vxm: VxmModel, variants: list[Variant], photos: list[Path], f
     """NSS, CC and AUC-Judd on OSIE photos for every variant (Keras float, the runtime's letterbox)."""
     from tqdm import tqdm
 
-    from .evaluate import ground_truths
-    from .metrics import all_metrics
+    from .metrics import all_metrics, ground_truths
 
     truths = ground_truths([p.name for p in photos], photos[0].parent, fixations)
     images = {p.name: load_image(p) for p in photos}

@@ -15,6 +15,7 @@ Fixation density maps: the fixation points blurred with a Gaussian of sigma = 24
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -116,6 +117,17 @@ class GroundTruth:
         self.rows, self.cols = fixation_points(fixations, width, height)
         self.density = density_map(fixations, width, height)
         self.other = other_fixations
+
+
+def ground_truths(names: list[str], images: Path, fixations: dict[str, np.ndarray]) -> dict[str, GroundTruth]:
+    """Per photo of one folder: fixations, density map and the other photos' fixations (for sAUC)."""
+    out = {}
+    for name in names:
+        with Image.open(images / name) as im:
+            w, h = im.size
+        others = np.concatenate([fixations[n] for n in names if n != name])
+        out[name] = GroundTruth(fixations[name], w, h, others)
+    return out
 
 
 def all_metrics(sal: np.ndarray, truth: GroundTruth) -> dict[str, float]:

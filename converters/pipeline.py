@@ -1,10 +1,17 @@
-"""The whole model pipeline, stage after stage, with the settings the shipped model was made with.
+"""The whole model pipeline, stage after stage, on one typed recipe (converters.recipe).
 
-    python -m converters.pipeline                      # teacher maps, train, prune, export, evaluate
-    python -m converters.pipeline --smoke --work /tmp/smoke   # a few steps of every stage (CI)
+    python -m converters.pipeline                            # the shipped model, into models/
+    python -m converters.pipeline --smoke --work /tmp/smoke  # every stage in seconds (CI)
 
-Every stage is resumable, so rerunning after an interruption continues where it stopped. Each stage
-is also its own command (converters.teacher, .train, .prune, .export, .evaluate) for experiments.
+1. teacher maps of every photo (cached)
+2. the large student (the recipe's width multiplier) trained from random initialisation
+3. Fisher-pruned to the FLOPs budget, then fine-tuned
+4. a student of exactly the pruned widths trained from scratch, same recipe, same number of epochs
+5. both exported to int8 and compared on validation crops (OSIE, EyeCrowd, shape re-cuts): the better ships
+6. the centre prior and temperature fitted on validation crops (converters.calibrate), into the card
+7. the shipped model evaluated (converters.evaluate); every figure goes into its card
+
+Every stage is resumable, so rerunning after an interruption continues where it stopped.
 """
 
 from __future__ import annotations
@@ -12,106 +19,91 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
-from . import evaluate, export, paths, prune, teacher, train
+from . import calibrate, evaluate, export, paths, teacher
+from .data import photo_sets
+from .prune import run_pruning
+from .recipe import SHIPPED, Recipe
+from .student import active_widths, flops
+from .train import load_training_data, run_training, setup_logging
 
-# The recipe of the shipped default model (see models/edgecrop_int8.md).
-RECIPE = {
-    "input_size": 256,
-    "resize": "letterbox",
-    "epochs": 80,
-    "w_teacher": 0.5,
-    "w_fix": 0.5,
-    "target_mflops": 35.0,
-    "beta": 1e-4,
-    "eval_every": 10,
-    "seed": 0,
-}
-SMOKE = {**RECIPE, "epochs": 1, "limit": 8}
+log = logging.getLogger("converters.pipeline")
 
 
-def _flags(recipe: dict, keys: tuple[str, ...]) -> list[str]:
-    """Recipe entries as command-line flags: {'w_fix': 0.5} -> ['--w-fix', '0.5']."""
-    return [item for k in keys for item in (f"--{k.replace('_', '-')}", str(recipe[k]))]
+def run_pipeline(work: Path, shared: Path, out: Path, recipe: Recipe, cache: Path) -> dict:
+    setup_logging(work)
+    images = sorted({p for photos in photo_sets(shared, recipe.limit).values() for p in photos})
+    teacher.cache_maps(images, cache, teacher.convert_teacher(paths.teacher_model_path(shared)), workers=2)
+    data = load_training_data(shared, cache, recipe.limit)
 
+    run_training(recipe, work / "large", data)
+    pruned, pruned_arch = run_pruning(recipe, work / "large", data)
+    widths = active_widths(pruned)
+    run_training(recipe, work / "scratch", data, widths=widths, epochs=recipe.epochs + recipe.finetune_epochs)
 
-def run_pipeline(work: Path, shared: Path, out: Path, recipe: dict, smoke: bool = False) -> dict:
-    cache = work / "cache"
-    run = work / "run"
-    limit = ["--limit", str(recipe["limit"])] if smoke else []
-    common = ["--shared", str(shared), "--cache", str(cache)]
-    teacher.main([*common, "--workers", "1" if smoke else "2", *limit])
-    train_keys = ("epochs", "input_size", "resize", "w_teacher", "w_fix", "seed")
-    train.main([*common, "--run", str(run), *_flags(recipe, train_keys), *limit])
-    schedule = ["--prune-every", "1", "--eval-every", "2", "--max-removals", "4"] if smoke else []
-    prune_keys = ("target_mflops", "beta", "seed") + (() if smoke else ("eval_every",))
-    prune.main([*common, "--run", str(run), *_flags(recipe, prune_keys), *schedule, *limit])
-    return publish(run, work, shared, out, recipe, smoke)
+    check_limit = recipe.limit
+    candidates = {
+        "fisher_pruned": export.convert_run(
+            work / "large", "pruned_model.npz", shared, recipe.calibration_photos, check_limit
+        ),
+        "scratch": export.convert_run(
+            work / "scratch", "train_model.npz", shared, recipe.calibration_photos, check_limit
+        ),
+    }
+    sets = evaluate.validation_sets(shared, recipe.limit)
+    comparison = {
+        name: evaluate.summary(evaluate.evaluate_model(c.blobs["int8"], sets)) for name, c in candidates.items()
+    }
+    for name, c in candidates.items():
+        comparison[name].update(mflops=flops(c.arch) / 1e6, parameters=c.parameters)
+    winner = max(comparison, key=lambda k: comparison[k]["mean_normalised"])
+    log.info("pruned vs scratch at equal FLOPs: %s; shipping %s", json.dumps(comparison), winner)
 
-
-def publish(run: Path, work: Path, shared: Path, out: Path, recipe: dict, smoke: bool = False) -> dict:
-    """Export the chosen operating point of a pruned run, evaluate it, and put the figures in its cards."""
-    chosen = json.loads((run / "operating_point.json").read_text())
-    card_extra = work / "card_extra.json"
-    card_extra.write_text(json.dumps({"training": {**recipe, "operating_point": chosen}}))
-    weights = f"prune_snapshots/removed_{chosen['removed']:04d}.npz"
-    smoke_export = ["--smoke", "8"] if smoke else []
-    export.main(
-        [
-            "--run",
-            str(run),
-            "--weights",
-            weights,
-            "--out",
-            str(out),
-            "--shared",
-            str(shared),
-            "--card-extra",
-            str(card_extra),
-            *smoke_export,
-        ]
-    )
-    int8 = str(out / "edgecrop_int8.tflite")
-    smoke_eval = ["--limit", "5", "--no-teacher"] if smoke else ["--holdout"]
-    results = evaluate.main(
-        [
-            "--shared",
-            str(shared),
-            "--model",
-            int8,
-            "--json-out",
-            str(work / "evaluation.json"),
-            "--threads",
-            "2",
-            *smoke_eval,
-        ]
-    )
-    export.add_to_cards(
-        out,
-        "metrics",
-        {
-            "command": "python -m converters.evaluate --model edgecrop_int8 --split val --holdout",
-            "osie_val_int8": results["models"][int8],
-            "osie_val_teacher": results["models"].get("teacher"),
-            "osie_val_centre_bias": results["models"]["centre-bias"],
-            "crop_baselines": results["crop_baselines"],
-            "holdout_agreement_with_teacher": results.get("holdout_vs_teacher", {}).get(int8),
+    fitted = calibrate.fit(candidates[winner].blobs["int8"], sets)
+    log.info("calibration: %s", json.dumps(fitted))
+    extra = {
+        "training": {
+            "recipe": recipe.to_dict(),
+            "command": "python -m converters.pipeline",
+            "start_mflops": flops(pruned_arch) / 1e6,
+            "shipped": winner,
+            "pruned_vs_scratch": comparison,
         },
-    )
-    return results
+        "temperature": fitted["temperature"],
+        "centre_prior": fitted["centre_prior"],
+        "calibration": fitted,
+    }
+    export.write_models(candidates[winner], out, extra)
+    report = evaluate.evaluate_model((out / "edgecrop_int8.tflite").read_bytes(), sets, with_teacher=shared)
+    metrics = evaluate.card_metrics(report)
+    export.update_cards(out, metrics=metrics, training={**extra["training"], "calibration": fitted})
+    (work / "evaluation.json").write_text(json.dumps(report, indent=1))
+    curve = work / "large" / "curve.csv"
+    if curve.exists() and not recipe.limit:
+        shutil.copy(curve, out / "edgecrop_pruning_curve.csv")
+        shutil.copy(work / "large" / "curve.png", out / "edgecrop_pruning_curve.png")
+        (out / "edgecrop_evaluation.json").write_text(json.dumps(report, indent=1))
+    print(evaluate.format_report(report))
+    return report
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--work", type=Path, default=paths.cache_dir() / "pipeline", help="caches and runs")
+    ap.add_argument("--work", type=Path, default=paths.cache_dir() / "pipeline", help="runs and logs")
     ap.add_argument("--shared")
     ap.add_argument("--out", type=Path, help="where the models go (default: models/, or WORK/models for --smoke)")
+    ap.add_argument("--recipe", type=Path, help="a recipe JSON file (default: the shipped recipe)")
     ap.add_argument("--smoke", action="store_true", help="a few steps of every stage on a handful of photos")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    recipe = Recipe.from_json(args.recipe.read_text()) if args.recipe else SHIPPED
+    if args.smoke:
+        recipe = recipe.smoke()
     out = args.out or (args.work / "models" if args.smoke else paths.REPO / "models")
-    return run_pipeline(args.work, paths.shared_dir(args.shared), out, SMOKE if args.smoke else RECIPE, args.smoke)
+    cache = args.work / "cache" if args.smoke else paths.cache_dir()
+    return run_pipeline(args.work, paths.shared_dir(args.shared), out, replace(recipe), cache)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,11 @@ a mask on it, g_nk = sum_ij a_nkij dL_n/da_nkij; its Fisher estimate of the loss
 removed is D_k = 1/(2N) sum_n g_nk^2, over the N examples seen since the last removal. Every
 ``prune_every`` steps the map minimising D_k + beta * dC_k is removed (dC_k < 0: the FLOPs removing it
 saves, in MFLOPs), i.e. the one whose loss increase is smallest once its saving is credited.
-Every ``eval_every`` removals the validation loss, NSS and CC are logged to curve.csv and the
-weights snapshotted; the operating point is the smallest model whose validation NSS and CC are
-within the tolerances (0.03, 0.01) of the unpruned model's. curve.png plots the trade-off.
+Every ``eval_every`` removals the validation loss, NSS and CC are logged to curve.csv; pruning stops
+at the recipe's FLOPs budget, and a short annealed fine-tune follows (its result is the curve's last
+row). curve.png plots the trade-off from the large start down to the budget.
 
-    python -m converters.prune --run .cache/runs/base --target-mflops 35 --beta 1e-4
+    python -m converters.prune --run .cache/runs/base     # after converters.train in the same run
 """
 
 from __future__ import annotations
@@ -28,16 +28,20 @@ import tensorflow as tf
 
 from . import paths
 from .data import Sample
+from .recipe import Recipe
 from .student import Architecture, active_widths, build_student, flops, mask_layers
 from .train import (
     Batches,
-    LossWeights,
     _load_npz,
     _save_npz,
+    common_args,
     evaluate_loss,
     load_training_data,
     per_example_losses,
+    recipe_from_args,
     setup_logging,
+    train,
+    train_and_val,
 )
 
 log = logging.getLogger("converters.prune")
@@ -55,40 +59,35 @@ def prune(
     train_samples: list[Sample],
     val_samples: list[Sample],
     run: Path,
-    *,
-    target_mflops: float,
-    max_removals: int | None = None,
-    beta: float = 1e-4,
-    prune_every: int = 8,
-    eval_every: int = 20,
-    lr: float = 5e-5,
-    batch_size: int = 32,
-    seed: int = 0,
-    weights: LossWeights = LossWeights(),
+    recipe: Recipe,
 ) -> None:
-    """Prune ``model`` (a masked student) in place down to ``target_mflops``, resumable in ``run``."""
+    """Prune ``model`` (a masked student) in place down to the recipe's budget, resumable in ``run``."""
+    weights, beta, prune_every, eval_every = recipe.loss, recipe.beta, recipe.prune_every, recipe.eval_every
     masks = mask_layers(model)
     units = list(masks)
     probe = keras.Model(model.input, [model.output] + [masks[u].output for u in units])
-    optimizer = tf.keras.optimizers.Adam(lr)
+    optimizer = tf.keras.optimizers.Adam(recipe.prune_lr)
     optimizer.build(model.trainable_variables)
-    state_file = run / "prune_state.json"
-    state = {"step": 0, "removed": 0}
-    snaps = run / "prune_snapshots"
-    snaps.mkdir(parents=True, exist_ok=True)
+    step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
+    removed_var = tf.Variable(0, dtype=tf.int64, trainable=False)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var, removed=removed_var)
+    manager = tf.train.CheckpointManager(checkpoint, run / "prune_checkpoints", max_to_keep=2)
     curve_file = run / "curve.csv"
-    if state_file.exists():
-        state = json.loads(state_file.read_text())
-        _load_npz(model.weights, run / "prune_model.npz")
-        _load_npz(optimizer.variables, run / "prune_optimizer.npz")
-        log.info("resuming pruning at step %d (%d maps removed)", state["step"], state["removed"])
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        log.info("resuming pruning at step %d (%d maps removed)", int(step_var.numpy()), int(removed_var.numpy()))
     else:
-        _record(curve_file, model, arch, val_samples, weights, snaps, 0, header=True)
-        dead = remove_dead_maps(masks, probe, Batches(train_samples, arch, batch_size).epoch(seed, augment=True))
+        curve_file.unlink(missing_ok=True)
+        _record(curve_file, model, arch, val_samples, weights, 0, header=True)
+        batches = Batches(train_samples, arch, recipe.batch_size).epoch(recipe.seed, augment=True)
+        dead = remove_dead_maps(masks, probe, batches)
         if dead:
-            state["removed"] += dead
+            removed_var.assign(dead)
             log.info("removed %d dead feature maps (zero Fisher on every training photo)", dead)
-            _record(curve_file, model, arch, val_samples, weights, snaps, state["removed"])
+            _record(curve_file, model, arch, val_samples, weights, dead)
+        manager.save()
+    state = {"step": int(step_var.numpy()), "removed": int(removed_var.numpy())}
+    max_removals, batch_size, seed = recipe.max_removals, recipe.batch_size, recipe.seed
 
     @tf.function(reduce_retracing=True)
     def step(b):
@@ -120,7 +119,7 @@ def prune(
 
     def done() -> bool:
         hit_cap = max_removals is not None and state["removed"] - first >= max_removals
-        return hit_cap or flops(arch, active_widths(model)) / 1e6 <= target_mflops
+        return hit_cap or flops(arch, active_widths(model)) / 1e6 <= recipe.target_mflops
 
     while not done():
         for b in batches.epoch(seed * 7919 + epoch):
@@ -148,15 +147,16 @@ def prune(
                 time.time() - t0,
             )
             if state["removed"] % eval_every == 0 or done():
-                _record(curve_file, model, arch, val_samples, weights, snaps, state["removed"])
-                _save_npz(model.weights, run / "prune_model.npz")
-                _save_npz(optimizer.variables, run / "prune_optimizer.npz")
-                state_file.write_text(json.dumps(state))
+                _record(curve_file, model, arch, val_samples, weights, state["removed"])
+                step_var.assign(state["step"])
+                removed_var.assign(state["removed"])
+                manager.save()
             if done():
                 break
         epoch += 1
-    _save_npz(model.weights, run / "prune_model.npz")
-    state_file.write_text(json.dumps(state))
+    step_var.assign(state["step"])
+    removed_var.assign(state["removed"])
+    manager.save()
 
 
 def remove_dead_maps(masks: dict, probe, batches) -> int:
@@ -194,9 +194,10 @@ def _pick(masks, fisher, seen, savings, beta) -> tuple[str, int]:
     return best[1], best[2]
 
 
-def _record(curve_file: Path, model, arch, val_samples, weights, snaps: Path, removed: int, header=False) -> None:
+def _record(curve_file: Path, model, arch, val_samples, weights, removed: int, header=False, stage="prune") -> None:
     widths = active_widths(model)
     row = {
+        "stage": stage,
         "removed": removed,
         "mflops": flops(arch, widths) / 1e6,
         **evaluate_loss(model, val_samples, arch, weights),
@@ -207,7 +208,6 @@ def _record(curve_file: Path, model, arch, val_samples, weights, snaps: Path, re
         if header:
             writer.writeheader()
         writer.writerow(row)
-    _save_npz(model.weights, snaps / f"removed_{removed:04d}.npz")
     log.info("curve: %s", {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
 
 
@@ -221,14 +221,6 @@ def read_curve(run: Path) -> list[dict]:
             }
             for r in csv.DictReader(f)
         ]
-
-
-def choose_operating_point(curve: list[dict], nss_tol: float = 0.03, cc_tol: float = 0.01) -> dict:
-    """The smallest model whose validation NSS and CC-to-teacher are within tolerance of the unpruned
-    model's (the curve's first row)."""
-    ref = curve[0]
-    ok = [r for r in curve if r["NSS"] >= ref["NSS"] - nss_tol and r["CC_teacher"] >= ref["CC_teacher"] - cc_tol]
-    return min(ok, key=lambda r: r["mflops"])
 
 
 def plot_curve(run: Path, chosen: dict) -> Path:
@@ -256,43 +248,46 @@ def plot_curve(run: Path, chosen: dict) -> Path:
     return out
 
 
+def run_pruning(recipe: Recipe, run: Path, data: dict[str, list[Sample]]):
+    """Fisher-prune the trained student of ``run`` to the budget, fine-tune it, and save
+    ``pruned_model.npz`` (masked weights) with the curve; returns the masked model and its architecture."""
+    arch = Architecture.from_json((run / "architecture.json").read_text())
+    tf.keras.utils.set_random_seed(recipe.seed)
+    model = build_student(arch)
+    _load_npz(model.weights, run / "train_model.npz")
+    train_set, val_set = train_and_val(data, recipe)
+    prune(model, arch, train_set, val_set, run, recipe)
+    if not (run / "finetune_model.npz").exists():
+        train(
+            model,
+            arch,
+            train_set,
+            val_set,
+            run,
+            recipe.finetune_epochs,
+            lr=recipe.finetune_lr,
+            batch_size=recipe.batch_size,
+            seed=recipe.seed + 1,
+            weights=recipe.loss,
+            tag="finetune",
+        )
+        _record(run / "curve.csv", model, arch, val_set, recipe.loss, -1, stage="finetuned")
+    else:
+        _load_npz(model.weights, run / "finetune_model.npz")
+    _save_npz(model.weights, run / "pruned_model.npz")
+    final = read_curve(run)[-1]
+    log.info("pruned to %.1f MFLOPs: %s; plot %s", final["mflops"], final, plot_curve(run, final))
+    return model, arch
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", required=True, type=Path, help="a trained run folder (converters.train)")
-    ap.add_argument("--shared")
-    ap.add_argument("--cache")
-    ap.add_argument("--target-mflops", type=float, default=15.0)
-    ap.add_argument("--max-removals", type=int, help="stop after this many Fisher removals (smoke runs)")
-    ap.add_argument("--beta", type=float, default=1e-4, help="loss (nats) per MFLOP saved")
-    ap.add_argument("--prune-every", type=int, default=8, help="fine-tuning steps between removals")
-    ap.add_argument("--eval-every", type=int, default=20, help="removals between curve points")
-    ap.add_argument("--lr", type=float, default=5e-5, help="fine-tuning rate (about the end of training)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--limit", type=int)
+    common_args(ap)
     args = ap.parse_args(argv)
+    recipe = recipe_from_args(args)
     setup_logging(args.run)
-    tf.keras.utils.set_random_seed(args.seed)
-    arch = Architecture.from_json((args.run / "architecture.json").read_text())
-    model = build_student(arch)
-    _load_npz(model.weights, args.run / "train_model.npz")
-    data = load_training_data(paths.shared_dir(args.shared), paths.cache_dir(args.cache), args.limit)
-    prune(
-        model,
-        arch,
-        data["corpus"] + data["osie_train"],
-        data["osie_val"],
-        args.run,
-        target_mflops=args.target_mflops,
-        max_removals=args.max_removals,
-        beta=args.beta,
-        prune_every=args.prune_every,
-        eval_every=args.eval_every,
-        lr=args.lr,
-        seed=args.seed,
-    )
-    chosen = choose_operating_point(read_curve(args.run))
-    (args.run / "operating_point.json").write_text(json.dumps(chosen, indent=1))
-    log.info("operating point: %s; plot %s", chosen, plot_curve(args.run, chosen))
+    data = load_training_data(paths.shared_dir(args.shared), paths.cache_dir(args.cache), recipe.limit)
+    run_pruning(recipe, args.run, data)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,11 @@ class Architecture:
     readout: int = 32
     widths: dict[str, int] = field(default_factory=dict)  # pruned widths by unit name
 
+    def with_widths(self, widths: dict[str, int]) -> Architecture:
+        """The same layout with every unit at the given width (the base widths become these)."""
+        blocks = tuple((stride, widths[f"b{i}"]) for i, (stride, _) in enumerate(self.blocks))
+        return replace(self, stem=widths["stem"], blocks=blocks, readout=widths["readout"], widths={})
+
     def unit_widths(self) -> dict[str, int]:
         full = {"stem": self.stem, **{f"b{i}": w for i, (_, w) in enumerate(self.blocks)}, "readout": self.readout}
         return {k: self.widths.get(k, v) for k, v in full.items()}

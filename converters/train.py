@@ -2,37 +2,31 @@
 
 Loss = w_teacher * KL(teacher || student) + w_fix * NLL(fixations | student), both over the
 picture's cells only (letterbox padding is masked out of the softmax). Seeded, logged, resumable:
-a run folder keeps the architecture, a checkpoint per epoch and a CSV log; rerunning the same command
-continues from the last finished epoch.
+a run folder keeps the recipe, the architecture, a tf.train.Checkpoint per epoch and a CSV log;
+rerunning the same command continues from the last finished epoch.
 
-    python -m converters.train --run .cache/runs/base --epochs 30
+    python -m converters.train --run .cache/runs/base              # the shipped recipe
+    python -m converters.train --run /tmp/r --recipe my_recipe.json
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from . import paths
-from .data import Example, Sample, batch, load_fixations, load_samples, make_example, photo_sets
+from .data import FIXATION_SETS, Example, Sample, batch, load_fixations, load_samples, make_example, photo_sets
+from .recipe import SHIPPED, LossWeights, Recipe
 from .student import Architecture, build_student
 
 log = logging.getLogger("converters.train")
-
-
-@dataclass
-class LossWeights:
-    teacher: float = 0.9
-    fixations: float = 0.1
 
 
 def per_example_losses(logits, teacher, fix, valid):
@@ -54,9 +48,16 @@ def total_loss(logits, b, weights: LossWeights):
 
 
 def load_training_data(shared: Path, cache: Path, limit: int | None = None) -> dict[str, list[Sample]]:
-    """Corpus (minus the held-out photos) + OSIE train for training; OSIE val and corpus holdout."""
-    fixations = load_fixations(shared / "data" / "osie")
-    return {k: load_samples(v, cache, fixations) for k, v in photo_sets(shared, limit).items()}
+    """Every photo set (corpus, its holdout, each fixation set's train and val) with teacher maps and,
+    for the eye-tracking sets, fixations."""
+    fixations = {d: load_fixations(shared / "data" / d) for d in FIXATION_SETS}
+    return {k: load_samples(v, cache, fixations.get(k.rsplit("_", 1)[0])) for k, v in photo_sets(shared, limit).items()}
+
+
+def train_and_val(data: dict[str, list[Sample]], recipe: Recipe) -> tuple[list[Sample], list[Sample]]:
+    """The recipe's training photos (corpus + each fixation set's train split) and validation photos."""
+    train_set = data["corpus"] + [s for d in recipe.fixation_sets for s in data[f"{d}_train"]]
+    return train_set, [s for d in recipe.fixation_sets for s in data[f"{d}_val"]]
 
 
 class Batches:
@@ -117,13 +118,13 @@ def train(
     run: Path,
     epochs: int,
     *,
-    lr: float = 2e-3,
-    batch_size: int = 32,
-    seed: int = 0,
-    weights: LossWeights = LossWeights(),
+    lr: float,
+    batch_size: int,
+    seed: int,
+    weights: LossWeights,
     tag: str = "train",
 ) -> None:
-    """Train ``model`` in place for ``epochs``, resuming from ``run/<tag>_epoch.json`` if present."""
+    """Train ``model`` in place for ``epochs`` (cosine-decayed Adam), resuming from the run's checkpoint."""
     from tqdm import tqdm
 
     run.mkdir(parents=True, exist_ok=True)
@@ -131,14 +132,12 @@ def train(
     schedule = tf.keras.optimizers.schedules.CosineDecay(lr, max(1, epochs * steps_per_epoch), alpha=0.05)
     optimizer = tf.keras.optimizers.Adam(schedule)
     optimizer.build(model.trainable_variables)
-    state_file = run / f"{tag}_state.json"
-    start = 0
-    if state_file.exists():
-        state = json.loads(state_file.read_text())
-        start = state["epoch"]
-        _load_npz(model.weights, run / f"{tag}_model.npz")
-        _load_npz(optimizer.variables, run / f"{tag}_optimizer.npz")
-        log.info("%s: resuming after epoch %d", tag, start)
+    epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var)
+    manager = tf.train.CheckpointManager(checkpoint, run / f"{tag}_checkpoints", max_to_keep=2)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        log.info("%s: resuming after epoch %d", tag, int(epoch_var.numpy()))
 
     @tf.function(reduce_retracing=True)
     def step(b):
@@ -151,7 +150,7 @@ def train(
     batches = Batches(train_samples, arch, batch_size)
     with open(run / "log.csv", "a", newline="") as f:
         writer = csv.writer(f)
-        for epoch in range(start, epochs):
+        for epoch in range(int(epoch_var.numpy()), epochs):
             t0, losses = time.time(), []
             for b in tqdm(
                 batches.epoch(seed * 1000 + epoch), total=steps_per_epoch, desc=f"{tag} {epoch + 1}/{epochs}"
@@ -159,28 +158,23 @@ def train(
                 losses.append(float(step(b)))
             val = evaluate_loss(model, val_samples, arch, weights)
             writer.writerow(
-                [
-                    tag,
-                    epoch + 1,
-                    f"{np.mean(losses):.5f}",
-                    f"{val['kl']:.5f}",
-                    f"{val['nll']:.5f}",
-                    f"{time.time() - t0:.1f}",
-                ]
+                [tag, epoch + 1, f"{np.mean(losses):.5f}", f"{val['kl']:.5f}", f"{val['nll']:.5f}"]
+                + [f"{val['NSS']:.4f}", f"{time.time() - t0:.1f}"]
             )
             f.flush()
             log.info(
-                "%s epoch %d: train %.4f val KL %.4f NLL %.4f (%.0fs)",
+                "%s epoch %d: train %.4f val KL %.4f NLL %.4f NSS %.3f (%.0fs)",
                 tag,
                 epoch + 1,
                 np.mean(losses),
                 val["kl"],
                 val["nll"],
+                val["NSS"],
                 time.time() - t0,
             )
-            _save_npz(model.weights, run / f"{tag}_model.npz")
-            _save_npz(optimizer.variables, run / f"{tag}_optimizer.npz")
-            state_file.write_text(json.dumps({"epoch": epoch + 1}))
+            epoch_var.assign(epoch + 1)
+            manager.save()
+    _save_npz(model.weights, run / f"{tag}_model.npz")
 
 
 def _save_npz(variables, path: Path) -> None:
@@ -195,10 +189,21 @@ def _load_npz(variables, path: Path) -> None:
             v.assign(data[f"arr_{i}"])
 
 
-def setup_run(run: Path, arch: Architecture) -> Architecture:
-    """Write the architecture into a new run folder, or read it back from an existing one."""
+def architecture(recipe: Recipe, widths: dict[str, int] | None = None) -> Architecture:
+    """The recipe's student: the base architecture's widths times the recipe's multiplier (or ``widths``)."""
+    base = Architecture(input_size=recipe.input_size, resize=recipe.resize.value)
+    full = base.unit_widths()
+    scaled = {k: max(1, round(v * recipe.width_multiplier)) for k, v in full.items()}
+    return base.with_widths(widths or scaled)
+
+
+def setup_run(run: Path, recipe: Recipe, arch: Architecture) -> Architecture:
+    """Write the recipe and architecture into a new run folder, or check and read them back."""
     run.mkdir(parents=True, exist_ok=True)
-    arch_file = run / "architecture.json"
+    arch_file, recipe_file = run / "architecture.json", run / "recipe.json"
+    if recipe_file.exists() and Recipe.from_json(recipe_file.read_text()) != recipe:
+        raise SystemExit(f"{run} was started with another recipe ({recipe_file}): use a new --run folder")
+    recipe_file.write_text(recipe.to_json())
     if arch_file.exists():
         return Architecture.from_json(arch_file.read_text())
     arch_file.write_text(arch.to_json())
@@ -206,6 +211,7 @@ def setup_run(run: Path, arch: Architecture) -> Architecture:
 
 
 def setup_logging(run: Path) -> None:
+    run.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(name)s %(message)s",
@@ -214,39 +220,54 @@ def setup_logging(run: Path) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", required=True, help="run folder (created, or resumed)")
-    ap.add_argument("--shared")
-    ap.add_argument("--cache")
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--input-size", type=int, default=256)
-    ap.add_argument("--resize", choices=["letterbox", "stretch"], default="letterbox")
-    ap.add_argument("--w-teacher", type=float, default=0.9)
-    ap.add_argument("--w-fix", type=float, default=0.1)
-    ap.add_argument("--limit", type=int, help="only N photos per set (smoke runs)")
-    args = ap.parse_args(argv)
-    run = Path(args.run)
-    arch = setup_run(run, Architecture(input_size=args.input_size, resize=args.resize))
-    setup_logging(run)
-    tf.keras.utils.set_random_seed(args.seed)
-    data = load_training_data(paths.shared_dir(args.shared), paths.cache_dir(args.cache), args.limit)
+def run_training(
+    recipe: Recipe,
+    run: Path,
+    data: dict[str, list[Sample]],
+    widths: dict[str, int] | None = None,
+    epochs: int | None = None,
+):
+    """Train the recipe's student (or one of the given ``widths``) from random initialisation in ``run``."""
+    arch = setup_run(run, recipe, architecture(recipe, widths))
+    tf.keras.utils.set_random_seed(recipe.seed)
     model = build_student(arch)
+    train_set, val_set = train_and_val(data, recipe)
     train(
         model,
         arch,
-        data["corpus"] + data["osie_train"],
-        data["osie_val"],
+        train_set,
+        val_set,
         run,
-        args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        weights=LossWeights(args.w_teacher, args.w_fix),
+        epochs or recipe.epochs,
+        lr=recipe.lr,
+        batch_size=recipe.batch_size,
+        seed=recipe.seed,
+        weights=recipe.loss,
     )
+    return model, arch
+
+
+def recipe_from_args(args: argparse.Namespace) -> Recipe:
+    recipe = Recipe.from_json(Path(args.recipe).read_text()) if args.recipe else SHIPPED
+    return recipe.smoke() if args.smoke else recipe
+
+
+def common_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--run", required=True, type=Path, help="run folder (created, or resumed)")
+    ap.add_argument("--shared")
+    ap.add_argument("--cache")
+    ap.add_argument("--recipe", help="a recipe JSON file (default: the shipped recipe, converters.recipe)")
+    ap.add_argument("--smoke", action="store_true", help="the recipe cut down to seconds")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common_args(ap)
+    args = ap.parse_args(argv)
+    recipe = recipe_from_args(args)
+    setup_logging(args.run)
+    data = load_training_data(paths.shared_dir(args.shared), paths.cache_dir(args.cache), recipe.limit)
+    run_training(recipe, args.run, data)
 
 
 if __name__ == "__main__":

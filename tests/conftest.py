@@ -15,13 +15,17 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "examples" / "grace_hopper.jpg"
 SHARED = Path(os.environ.get("EDGECROP_SHARED", REPO.parent / "shared"))
 
-needs_shared = pytest.mark.skipif(
-    not (SHARED / "data" / "osie" / "fixations.json").exists(),
-    reason=f"needs the shared data folder ({SHARED}); set EDGECROP_SHARED",
-)
-needs_tf = pytest.mark.skipif(
-    importlib.util.find_spec("tensorflow") is None, reason="needs TensorFlow: pip install .[convert]"
-)
+HAVE_SHARED = (SHARED / "data" / "osie" / "fixations.json").exists()
+HAVE_TF = importlib.util.find_spec("tensorflow") is not None
+
+
+def pytest_collection_modifyitems(config, items):
+    """The markers `shared` and `convert` (pyproject) skip a test, with the reason, when its need is absent."""
+    for item in items:
+        if "shared" in item.keywords and not HAVE_SHARED:
+            item.add_marker(pytest.mark.skip(reason=f"needs the shared data folder ({SHARED}); set EDGECROP_SHARED"))
+        if "convert" in item.keywords and not HAVE_TF:
+            item.add_marker(pytest.mark.skip(reason="needs TensorFlow: pip install .[convert]"))
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +52,7 @@ def photo(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """A tiny student converted to float32, int8 and uint8 .tflite by the converters (needs TF)."""
-    if importlib.util.find_spec("tensorflow") is None:
+    if not HAVE_TF:
         pytest.skip("needs TensorFlow: pip install .[convert]")
     import tensorflow as tf
 
@@ -75,5 +79,5 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
         else:
             blob = convert(model, kind, calib)
         paths[kind] = out / f"tiny_{kind}.tflite"
-        paths[kind].write_bytes(embed_card(blob, model_card(arch, model, kind, {})))
+        paths[kind].write_bytes(embed_card(blob, model_card(arch, int(model.count_params()), kind, {})))
     return paths

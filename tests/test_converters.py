@@ -5,8 +5,6 @@ import pytest
 
 from edgecrop.tflite_metadata import ModelFormatError, read_metadata
 
-from .conftest import needs_shared, needs_tf
-
 
 def test_metadata_reader_rejects_junk():
     with pytest.raises(ModelFormatError):
@@ -15,19 +13,22 @@ def test_metadata_reader_rejects_junk():
         read_metadata(b"not a model at all")
 
 
-@needs_tf
+@pytest.mark.convert
 def test_embed_card_round_trip(tiny_models):
     from converters.tflite_edit import embed_card
-    from edgecrop.model import CARD_METADATA_NAME
+    from edgecrop import CentrePrior, ModelCard, OutputCard
+    from edgecrop.card import CARD_METADATA_NAME
+    from edgecrop.model import read_card
 
     data = tiny_models["int8"].read_bytes()
-    again = embed_card(data, {"name": "second"})
+    card = ModelCard(name="second", output=OutputCard(kind="logits", centre_prior=CentrePrior(0.3, 0.25)))
+    again = embed_card(data, card)
     meta = read_metadata(again)
-    assert b'"second"' in meta[CARD_METADATA_NAME]
     assert list(meta).count(CARD_METADATA_NAME) == 1
+    assert read_card(again, "x") == card  # written into the .tflite metadata and read back, equal
 
 
-@needs_tf
+@pytest.mark.convert
 def test_int8_check_and_operators(tiny_models):
     from converters.export import check_int8, operators
 
@@ -38,7 +39,7 @@ def test_int8_check_and_operators(tiny_models):
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "RESIZE_BILINEAR", "CONCATENATION"} <= names
 
 
-@needs_tf
+@pytest.mark.convert
 def test_slim_removes_masked_maps_exactly():
     import tensorflow as tf
 
@@ -60,25 +61,34 @@ def test_slim_removes_masked_maps_exactly():
     assert flops(slim_arch) < flops(arch)
 
 
+@pytest.mark.convert
 def test_removal_savings_positive():
-    pytest.importorskip("tensorflow")
-    from converters.prune import choose_operating_point, removal_savings
+    from converters.prune import removal_savings
     from converters.student import Architecture
 
     arch = Architecture()
     savings = removal_savings(arch, arch.unit_widths())
     assert all(v > 0 for v in savings.values())
     assert savings["stem"] > savings["b7"]  # high resolution maps cost more
-    curve = [
-        {"mflops": 60, "NSS": 1.60, "CC_teacher": 0.80},
-        {"mflops": 40, "NSS": 1.59, "CC_teacher": 0.795},
-        {"mflops": 20, "NSS": 1.40, "CC_teacher": 0.70},
-    ]
-    assert choose_operating_point(curve)["mflops"] == 40
+
+
+@pytest.mark.convert
+def test_recipe_is_the_one_record():
+    from converters.recipe import SHIPPED, LossWeights, Recipe
+    from converters.student import flops
+    from converters.train import architecture
+
+    assert Recipe.from_json(SHIPPED.to_json()) == SHIPPED
+    assert SHIPPED.loss == LossWeights(0.5, 0.5)
+    start = flops(architecture(SHIPPED)) / 1e6
+    assert 3 * SHIPPED.target_mflops <= start <= 6 * SHIPPED.target_mflops  # prune a 3-6x larger student
+    smoke = SHIPPED.smoke()
+    assert smoke.limit and smoke.epochs == 1 and smoke.loss == SHIPPED.loss
+    with pytest.raises(ValueError):
+        Recipe(epochs=0)
 
 
 def test_metrics_sanity():
-    pytest.importorskip("tensorflow")
     from converters import metrics
 
     rng = np.random.default_rng(0)
@@ -92,7 +102,7 @@ def test_metrics_sanity():
     assert metrics.auc_ranks(np.array([1.0, 2.0]), np.array([0.0, 0.5])) == 1.0
 
 
-@needs_tf
+@pytest.mark.convert
 def test_augmentation_moves_maps_with_images():
     from PIL import Image
 
@@ -118,14 +128,20 @@ def test_augmentation_moves_maps_with_images():
             assert brightness[ex.fix_counts > 0].mean() > 100
 
 
-@needs_tf
-@needs_shared
+@pytest.mark.convert
+@pytest.mark.shared
 def test_pipeline_smoke(tmp_path, shared):
     """A few steps of every stage on a handful of photos: teacher, train, prune, export, evaluate."""
     from converters.pipeline import main
+    from converters.recipe import SHIPPED
+    from edgecrop.model import read_card
 
-    results = main(["--smoke", "--work", str(tmp_path), "--shared", str(shared)])
-    assert (tmp_path / "models" / "edgecrop_int8.tflite").exists()
-    assert (tmp_path / "run" / "curve.csv").exists() and (tmp_path / "run" / "curve.png").exists()
-    model = results["models"][str(tmp_path / "models" / "edgecrop_int8.tflite")]
-    assert np.isfinite(model["NSS"]) and 0 <= model["crop_fixation_share"]["1:1"] <= 1
+    report = main(["--smoke", "--work", str(tmp_path), "--shared", str(shared)])
+    model = tmp_path / "models" / "edgecrop_int8.tflite"
+    assert (tmp_path / "large" / "curve.csv").exists() and (tmp_path / "large" / "curve.png").exists()
+    osie = report["sets"]["osie_val"]
+    assert np.isfinite(osie["maps"]["NSS"]) and 0 <= osie["ratios"]["1:1"]["model"] <= 1
+    card = read_card(model.read_bytes(), "smoke")
+    assert card.training["recipe"] == SHIPPED.smoke().to_dict()  # the card says what ran
+    assert set(card.training["pruned_vs_scratch"]) == {"fisher_pruned", "scratch"}
+    assert card.metrics["eyecrowd_val"]["ratios"]["9:16"]["ci95"]

@@ -12,8 +12,6 @@ from hypothesis import strategies as st
 
 from converters.vxm import LAYER_BLUR, LAYER_CONV, LAYER_POOL, Layer, VxmError, read_vxm, write_vxm
 
-from .conftest import needs_shared, needs_tf
-
 VXM_IN_SHARED = "teachers/fastgaze/fastgaze.vxm"
 
 
@@ -96,7 +94,7 @@ def test_corrupted_bytes_never_escape_as_other_errors(tiny_vxm, data):
     assert model.layers[-1].kind == "blur" or model.layers[-1].weights.shape[0] == 1
 
 
-@needs_shared
+@pytest.mark.shared
 def test_real_file_fuzzed_in_a_child_process(shared):
     """Truncated and corrupted copies of Twitter's file: only VxmError, and the interpreter never dies."""
     code = f"""
@@ -126,7 +124,7 @@ print("ok", errors)
     assert run.stdout.startswith("ok") and int(run.stdout.split()[1]) >= 200
 
 
-@needs_shared
+@pytest.mark.shared
 def test_real_file_layout(shared):
     model = read_vxm(shared / VXM_IN_SHARED)
     convs = [layer for layer in model.layers if layer.kind == "conv" and layer.weights.shape[2] == 3]
@@ -163,7 +161,7 @@ def reference_forward(layers: list[Layer], x: np.ndarray, act4: str) -> np.ndarr
     return x
 
 
-@needs_tf
+@pytest.mark.convert
 def test_keras_network_matches_numpy_reference(tiny_vxm):
     from converters.fastgaze import Variant, build_keras
 
@@ -173,7 +171,7 @@ def test_keras_network_matches_numpy_reference(tiny_vxm):
     np.testing.assert_allclose(keras_out, reference_forward(vxm.layers, x, "prelu"), rtol=1e-4, atol=1e-5)
 
 
-@needs_tf
+@pytest.mark.convert
 def test_convert_cli_float32_works_in_cropper(tmp_path, tiny_vxm, sample_path):
     from converters.cli import main
     from edgecrop import Cropper, SearchOptions
@@ -206,8 +204,8 @@ def test_convert_cli_float32_works_in_cropper(tmp_path, tiny_vxm, sample_path):
     assert main(["fastgaze", str(vxm), "-o", str(tmp_path / "x.tflite"), "--kind", "float32"]) == 2
 
 
-@needs_tf
-@needs_shared
+@pytest.mark.convert
+@pytest.mark.shared
 def test_real_fastgaze_int8_keeps_the_float_map(tmp_path, shared):
     """Full-integer int8 of Twitter's network, calibrated on corpus photos: CC >= 0.98 against float32."""
     from dataclasses import replace

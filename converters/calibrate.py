@@ -1,0 +1,149 @@
+"""Stage 7: calibrate the map for the crops it leads to: a temperature and a centre prior.
+
+The search keeps the window with the most probability mass, so what matters is that the map is a
+calibrated probability of where people look, centre bias included, on photos of any shape. A student
+trained on OSIE-like photos is over-confident away from the centre on other photos; a flatter map
+(temperature T > 1) mixed with a centred Gaussian (weight w, standard deviation sigma times each side)
+corrects that. The three numbers are chosen on the validation crops (OSIE val, EyeCrowd val and their
+shape re-cuts, every ratio), maximising mean + worst of the normalised crop scores of the 12 cells
+(3 sets x 4 ratios), so no kind of photo is traded away for another. They live in the model card
+(``output.temperature``, ``output.centre_prior``), which the Python and Java runtimes both apply.
+
+A 2-fold cross-validation (fit on half the photos, score on the other half) says how much of the
+gain is selection on the validation photos themselves.
+
+    python -m converters.calibrate --model models/edgecrop_int8.tflite
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from edgecrop.preprocess import mix_centre_prior, to_probability
+from edgecrop.search import SearchOptions, find_crops, parse_aspects
+
+from . import paths
+from .evaluate import CROP_ASPECTS, Photo, fixations_inside, photo_rows, raw_maps, validation_sets
+
+log = logging.getLogger("converters.calibrate")
+
+TEMPERATURES = (0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
+WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.45, 0.6, 0.75)
+SIGMAS = (0.15, 0.2, 0.25, 0.35, 0.5)
+CV_SEED = 5
+
+
+def grid() -> list[tuple[float, float, float]]:
+    """(temperature, weight, sigma); with weight 0 the sigma does not matter, so it appears once."""
+    return [(t, w, s) for t, w, s in itertools.product(TEMPERATURES, WEIGHTS, SIGMAS) if w > 0 or s == SIGMAS[0]]
+
+
+def kept_counts(raw: list[np.ndarray], photos: list[Photo], params: list[tuple[float, float, float]]) -> np.ndarray:
+    """Fixations kept by the crop of each ratio: (len(params), len(photos), len(CROP_ASPECTS))."""
+    aspects, options = parse_aspects(CROP_ASPECTS), SearchOptions()
+    out = np.zeros((len(params), len(photos), len(aspects)))
+    for k, (t, w, s) in enumerate(params):
+        for i, (r, p) in enumerate(zip(raw, photos)):
+            sal = mix_centre_prior(to_probability(r, "logits", t), w, s)
+            for j, c in enumerate(find_crops(sal, p.width, p.height, aspects, options)):
+                out[k, i, j] = fixations_inside(p.fixations, c.x, c.y, c.width, c.height)
+    return out
+
+
+def cells(kept: np.ndarray, baselines: dict[str, np.ndarray], index: dict[str, np.ndarray]) -> np.ndarray:
+    """Normalised scores (model - centre) / (best - centre) of every (set, ratio), for every parameter
+    set: (len(params), sets * ratios). ``index`` picks each set's photos."""
+    out = []
+    for name, idx in index.items():
+        n = baselines["n"][idx][:, None]
+        model = (kept[:, idx, :] / n).mean(axis=1)  # (params, ratios)
+        centre = (baselines["centre"][idx] / n).mean(axis=0)
+        best = (baselines["best"][idx] / n).mean(axis=0)
+        out.append((model - centre) / np.maximum(best - centre, 1e-9))
+    return np.concatenate(out, axis=1)
+
+
+def objective(c: np.ndarray) -> np.ndarray:
+    return c.mean(axis=1) + c.min(axis=1)
+
+
+def fit(model: bytes | Path | str, sets: dict[str, list[Photo]]) -> dict:
+    """The best (temperature, centre prior) on the validation sets, with its evidence."""
+    params = grid()
+    names = list(sets)
+    photos = [p for n in names for p in sets[n]]
+    starts = np.cumsum([0] + [len(sets[n]) for n in names])
+    index = {n: np.arange(starts[i], starts[i + 1]) for i, n in enumerate(names)}
+    raw = [m for n in names for m in raw_maps(model, sets[n])]
+    rows = photo_rows([to_probability(r, "logits") for r in raw], photos)
+    baselines = {
+        "n": np.array([r["n"] for r in rows], float),
+        "centre": np.array([[r[f"centre_{a}"] for a in CROP_ASPECTS] for r in rows], float),
+        "best": np.array([[r[f"best_{a}"] for a in CROP_ASPECTS] for r in rows], float),
+    }
+    log.info("calibrating on %d photos x %d parameter sets", len(photos), len(params))
+    kept = kept_counts(raw, photos, params)
+    all_cells = cells(kept, baselines, index)
+    score = objective(all_cells)
+    best = int(np.argmax(score))
+    plain = params.index((1.0, 0.0, SIGMAS[0]))
+
+    # 2-fold cross-validation: choose on one half of every set, measure on the other half
+    rng = np.random.default_rng(CV_SEED)
+    halves = {n: np.array_split(rng.permutation(idx), 2) for n, idx in index.items()}
+    held_out = []
+    for fold in (0, 1):
+        fit_idx = {n: h[fold] for n, h in halves.items()}
+        test_idx = {n: h[1 - fold] for n, h in halves.items()}
+        k = int(np.argmax(objective(cells(kept, baselines, fit_idx))))
+        held_out.append(
+            {"chosen": _named(params[k]), "test": _cells_dict(cells(kept, baselines, test_idx)[k], names)}
+            | {"test_uncalibrated": _cells_dict(cells(kept, baselines, test_idx)[plain], names)}
+        )
+    t, w, s = params[best]
+    return {
+        "temperature": t,
+        "centre_prior": {"weight": w, "sigma": s} if w > 0 else None,
+        "objective": "mean + worst of the normalised crop scores over (OSIE val, EyeCrowd val, re-cuts) x 4 ratios",
+        "photos": {n: len(sets[n]) for n in names},
+        "chosen": _cells_dict(all_cells[best], names),
+        "uncalibrated": _cells_dict(all_cells[plain], names),
+        "cross_validation": held_out,
+        "grid": {"temperature": TEMPERATURES, "weight": WEIGHTS, "sigma": SIGMAS},
+    }
+
+
+def _named(p: tuple[float, float, float]) -> dict:
+    return {"temperature": p[0], "weight": p[1], "sigma": p[2]}
+
+
+def _cells_dict(row: np.ndarray, names: list[str]) -> dict:
+    out: dict = {}
+    for i, n in enumerate(names):
+        part = row[i * len(CROP_ASPECTS) : (i + 1) * len(CROP_ASPECTS)]
+        out[n] = {a: round(float(v), 4) for a, v in zip(CROP_ASPECTS, part)} | {"mean": round(float(part.mean()), 4)}
+    out["mean"] = round(float(row.mean()), 4)
+    out["worst"] = round(float(row.min()), 4)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="edgecrop_int8", help="bundled name or .tflite (its raw logit maps are used)")
+    ap.add_argument("--shared")
+    ap.add_argument("--limit", type=int)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    result = fit(args.model, validation_sets(paths.shared_dir(args.shared), args.limit))
+    print(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
