@@ -60,7 +60,7 @@ def cells(kept: np.ndarray, baselines: dict[str, np.ndarray], index: dict[str, n
     """Normalised scores (model - centre) / (best - centre) of every (set, ratio), for every parameter
     set: (len(params), sets * ratios). ``index`` picks each set's photos."""
     out = []
-    for name, idx in index.items():
+    for idx in index.values():
         n = baselines["n"][idx][:, None]
         model = (kept[:, idx, :] / n).mean(axis=1)  # (params, ratios)
         centre = (baselines["centre"][idx] / n).mean(axis=0)

@@ -124,20 +124,23 @@ def recuts(photos: list[Photo], seed: int = RECUT_SEED) -> list[Photo]:
             for k in range(RECUTS_PER_SHAPE):
                 cw, ch = largest_window(p.width, p.height, AspectRatio.parse(shape).value, rng.uniform(0.55, 1.0))
                 x, y = int(rng.integers(0, p.width - cw + 1)), int(rng.integers(0, p.height - ch + 1))
-
-                def inside(f: np.ndarray) -> np.ndarray:
-                    keep = (f[:, 0] >= x) & (f[:, 0] < x + cw) & (f[:, 1] >= y) & (f[:, 1] < y + ch)
-                    return f[keep] - (x, y)
-
-                fix = inside(p.fixations)
+                fix = _inside(p.fixations, x, y, cw, ch)
                 if len(fix) < MIN_RECUT_FIXATIONS:
                     continue
                 faces = p.faces - (x, y, 0, 0) if len(p.faces) else p.faces
                 if len(faces):  # only faces the re-cut holds (almost) whole count for it
                     faces = faces[[faces_kept(f[None], 0, 0, cw, ch) == 1 for f in faces]]
                 name = f"{p.name}@{shape}#{k}"
-                out.append(Photo(name, p.path, (x, y, cw, ch), cw, ch, fix, inside(p.fixations_all), faces))
+                out.append(
+                    Photo(name, p.path, (x, y, cw, ch), cw, ch, fix, _inside(p.fixations_all, x, y, cw, ch), faces)
+                )
     return out
+
+
+def _inside(f: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray:
+    """The fixations inside a window, in the window's own pixel frame."""
+    keep = (f[:, 0] >= x) & (f[:, 0] < x + w) & (f[:, 1] >= y) & (f[:, 1] < y + h)
+    return f[keep] - (x, y)
 
 
 def validation_sets(shared: Path, limit: int | None = None) -> dict[str, list[Photo]]:
