@@ -12,6 +12,7 @@ of human fixations the crops keep), smartcrop.py and the centre crop included. W
 from __future__ import annotations
 
 import argparse
+import datetime
 import logging
 import sys
 from dataclasses import replace
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import report
 from converters import paths
 from converters.evaluate import CROP_ASPECTS, Photo, evaluate_model, fixations_inside, validation_sets
 from edgecrop import SearchOptions, bench
@@ -106,11 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     models: dict[str, bytes | Path] = {m.name: m.path for m in list_models()}
     models.update(peer_models(shared))
     command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
-    results = bench.run(models, args.threads, args.repeats, command.strip(), progress=progress)
+    bench.check_writable(args.out, datetime.date.today().isoformat(), args.overwrite)
+    results = bench.run(models, args.threads, args.repeats, command.strip(), progress=progress).to_dict()
     if not args.no_quality and (shared / "data" / "osie").exists():
         results["quality"] = quality(models, shared)
-    print(bench.markdown(results))
-    for path in bench.write(results, args.out, args.overwrite):
+    results["targets"] = report.check_targets(results)
+    text = report.full_markdown(results)
+    print(text)
+    written = bench.write(results, args.out, args.overwrite, text)
+    written += report.plots(results, args.out, f"{results['date']}-bench")
+    for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return 0
 

@@ -45,13 +45,13 @@ def get_backend() -> Backend:
     except ImportError:
         pass
     try:
-        from tflite_runtime import interpreter as lite  # type: ignore[import-not-found]
+        from tflite_runtime import interpreter as lite
 
         return Backend("tflite_runtime", _version("tflite-runtime"), lite.Interpreter, lite.load_delegate)
     except ImportError:
         pass
     try:
-        import tensorflow as tf  # type: ignore[import-not-found]  # last resort only
+        import tensorflow as tf  # last resort only
 
         return Backend("tensorflow.lite", tf.__version__, tf.lite.Interpreter, tf.lite.experimental.load_delegate)
     except ImportError as exc:

@@ -287,9 +287,9 @@ def _int_pair(v: object, where: str) -> tuple[int, int]:
 def _triple(v: object, where: str, positive: bool) -> tuple[float, float, float]:
     if not isinstance(v, (list, tuple)) or len(v) != 3 or not all(_finite(x) for x in v):
         raise ModelError(f"model card: {where} must be three finite numbers, not {v!r}")
-    if positive and not all(float(x) > 0 for x in v):  # type: ignore[arg-type]
+    if positive and not all(float(x) > 0 for x in v):
         raise ModelError(f"model card: {where} must be positive")
-    return (float(v[0]), float(v[1]), float(v[2]))  # type: ignore[arg-type]
+    return (float(v[0]), float(v[1]), float(v[2]))
 
 
 def _json_object(v: object, where: str, depth: int = 0) -> None:

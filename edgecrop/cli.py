@@ -129,7 +129,7 @@ def _run_bench(args) -> int:
         ["edgecrop bench", *(f"--model {m}" for m in args.model or []), *(f"--threads {t}" for t in args.threads or [])]
         + [f"--repeats {args.repeats}"]
     )
-    results = bench.run(models, args.threads or (1, 2), args.repeats, command, progress=progress)
+    results = bench.run(models, args.threads or (1, 2), args.repeats, command, progress=progress).to_dict()
     print(bench.markdown(results))
     if args.out_dir:
         for path in bench.write(results, args.out_dir, args.overwrite):
@@ -160,7 +160,8 @@ def parse_focus(text: str) -> Boost:
     if len(values) not in (2, 4) or w <= 0:
         raise OptionError(f"--focus {text!r}: use X,Y or X,Y,W,H with an optional @WEIGHT > 0")
     try:
-        return Boost(*values, weight=w) if len(values) == 4 else Boost(values[0], values[1], weight=w)
+        x, y, bw, bh = values if len(values) == 4 else (*values, 0.0, 0.0)
+        return Boost(x, y, bw, bh, weight=w)
     except OptionError as exc:
         raise OptionError(f"--focus {text!r}: {exc}") from None
 
@@ -295,7 +296,7 @@ def _run_info(args) -> int:
 
     try:
         backend = get_backend()
-        backend_desc = {"name": backend.name, "version": backend.version}
+        backend_desc: dict[str, str | None] = {"name": backend.name, "version": backend.version}
     except BackendError as exc:
         backend_desc = {"name": None, "error": str(exc)}
     info = {

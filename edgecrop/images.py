@@ -89,6 +89,8 @@ def load_image(
 def _open(source: ImageSource, name: str) -> Image.Image:
     if isinstance(source, Image.Image):
         return source
+    if isinstance(source, np.ndarray):
+        raise ImageError(name, "arrays are not files")
     if isinstance(source, (bytes, bytearray)):
         if not source:
             raise ImageError(name, "empty input")

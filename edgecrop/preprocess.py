@@ -116,5 +116,6 @@ def mix_centre_prior(prob: np.ndarray, weight: float, sigma: float) -> np.ndarra
     """(1 - weight) * prob + weight * centre prior: the map the crop search works on."""
     if weight <= 0:
         return prob
-    mixed = (1.0 - weight) * prob.astype(np.float64) + weight * centre_prior_map(*prob.shape, sigma)
+    height, width = prob.shape
+    mixed = (1.0 - weight) * prob.astype(np.float64) + weight * centre_prior_map(height, width, sigma)
     return (mixed / mixed.sum()).astype(np.float32)

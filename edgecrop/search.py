@@ -385,7 +385,7 @@ def find_crops(
     """The search stage: crops for each aspect ratio on a probability map covering a width x height image."""
     for b in options.boosts:
         b.check_inside(width, height)
-    boosted, model = boosted_map(saliency, width, height, options.boosts)
+    boosted, model = boosted_map(saliency, width, height, tuple(options.boosts))
     sat, sat_model = summed_area(boosted), summed_area(model)
 
     def crop(aspect: AspectRatio, box: Box, score: float, rank: int) -> Crop:

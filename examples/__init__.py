@@ -1,0 +1,1 @@
+"""The sample photo, shipped as package data (edgecrop.examples) so every install benchmarks the same input."""
