@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-
-import pytest
-
 import subprocess
 import sys
+
+import pytest
 
 from benchmarks import report
 from edgecrop import bench
