@@ -20,6 +20,7 @@ from .card import CARD_METADATA_NAME, ModelCard
 from .errors import ModelError
 from .preprocess import InputSpec
 from .tflite_metadata import ModelFormatError, read_metadata
+from .tflite_verify import verify_model
 
 ModelSource = Union[str, os.PathLike, bytes, bytearray]
 
@@ -81,6 +82,7 @@ class SaliencyModel:
         name: str | None = None,
     ):
         data, name = _read_model(model, name)
+        verify_model(data, name)  # before the runtime sees a byte of it: a crafted file must not crash us
         card = read_card(data, name)
         delegates = [load_delegate(delegate, delegate_options)] if delegate else None
         self.delegate = delegate
