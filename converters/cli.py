@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from edgecrop.errors import EdgecropError
+
 from . import paths
 from .vxm import VxmError
 
@@ -42,7 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         return args.run(args)
-    except (VxmError, ValueError, FileExistsError, FileNotFoundError) as exc:
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("tensorflow", "keras", "tqdm", "matplotlib"):
+            print(f'edgecrop-convert: error: needs {exc.name}: pip install "edgecrop[convert]"', file=sys.stderr)
+            return 2
+        raise
+    except (VxmError, EdgecropError, ValueError, FileExistsError, FileNotFoundError) as exc:
         print(f"edgecrop-convert: error: {exc}", file=sys.stderr)
         return 2
 

@@ -6,6 +6,7 @@ tflite-runtime and then to TensorFlow's own interpreter, and say which one is in
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import platform
 from dataclasses import dataclass
@@ -76,10 +77,20 @@ def delegate_library(spec: str) -> tuple[str, dict[str, str]]:
 
 
 def load_delegate(spec: str, options: dict[str, str] | None = None) -> Any:
-    """Load an external delegate; a missing or broken library raises DelegateError naming it."""
+    """Load an external delegate; a missing or broken library raises DelegateError naming it.
+
+    The library is opened with ctypes first: the runtime's own loader leaves a half-built Delegate
+    behind on failure, whose ``__del__`` prints a traceback; and a library that is not a delegate at all
+    (``libm.so.6``) is refused here rather than by the runtime."""
     library, merged = delegate_library(spec)
     merged.update({k: str(v) for k, v in (options or {}).items()})
     try:
+        handle = ctypes.CDLL(library)
+    except OSError as exc:
+        raise DelegateError(f"cannot load delegate library '{library}': {exc}") from None
+    if not hasattr(handle, "tflite_plugin_create_delegate"):
+        raise DelegateError(f"'{library}' is not a TFLite delegate library (no tflite_plugin_create_delegate)")
+    try:
         return get_backend().load_delegate(library, merged)
     except (ValueError, OSError, RuntimeError) as exc:
-        raise DelegateError(f"cannot load delegate library '{library}': {exc}") from exc
+        raise DelegateError(f"cannot load delegate library '{library}': {exc}") from None

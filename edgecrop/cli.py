@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import platform
+import signal
 import sys
-import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,28 +23,49 @@ from . import __version__
 from .backend import delegate_library, get_backend
 from .card import card_summary
 from .cropper import DEFAULT_ASPECTS, Cropper, CropperOptions, CropResult
-from .errors import BackendError, EdgecropError, ImageError, OptionError
-from .images import load_image
+from .errors import BackendError, EdgecropError, ImageError, OptionError, OutputError
+from .images import LoadedImage, load_image
+from .output import SAVE_FORMATS, OutputWriter
 from .progress import progress
 from .registry import DEFAULT_MODEL, list_models
 from .render import overlay
 from .search import Boost, Policy, SearchOptions, parse_aspects
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-_SAVE_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif", ".heic"}
+HEATMAP_MAX_SIDE = 1600  # heatmaps are pictures to look at: the photo at its size, or scaled to fit this
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is so that outputs in progress are cleaned up."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0 done, 1 some inputs failed, 2 a usage, model or output error, 130 Ctrl-C, 143 SIGTERM."""
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # edgecrop applies its own limit
+            return args.run(args)
     except EdgecropError as exc:
         print(f"edgecrop: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("edgecrop: interrupted", file=sys.stderr)
+        return 130
+    except Terminated:
+        print("edgecrop: terminated", file=sys.stderr)
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,7 +119,8 @@ def _parser() -> argparse.ArgumentParser:
         "--format",
         choices=["png", "npy"],
         default="png",
-        help="npy: the float32 map; png: heatmap over the photo with the crop boxes",
+        help="npy: the float32 map (the model's cells over the photo); png: the heatmap over the photo with "
+        f"the crop boxes, drawn on the photo scaled to fit {HEATMAP_MAX_SIDE} px (boxes in the photo's pixels)",
     )
     sal.add_argument("--overwrite", action="store_true")
     sal.set_defaults(run=_run_saliency)
@@ -137,16 +159,20 @@ def _run_bench(args) -> int:
     return 0
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files as given; directories expanded to their image files (sorted, not recursive)."""
-    out = []
+def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
+    """Files as given; directories expanded to their image files (sorted, not recursive). Returns the
+    files and one message per folder that could not be read."""
+    out, problems = [], []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            out += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            try:
+                out += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            except OSError as exc:
+                problems.append(f"{p}: cannot read the folder ({exc.strerror or exc})")
         else:
             out.append(p)
-    return out
+    return out, problems
 
 
 def parse_focus(text: str) -> Boost:
@@ -190,38 +216,80 @@ def _search_options(args) -> tuple[list, SearchOptions]:
 
 
 def _batch(args, handle) -> int:
-    """Run ``handle(cropper, path, result)`` per input; report failures and keep going."""
+    """Run ``handle(cropper, path, loaded, result, writer)`` per input; a bad input or output is one
+    line on stderr and the batch goes on. Temporary files are removed if the batch is interrupted."""
     aspects, options = _search_options(args)
-    paths = expand_inputs(args.inputs)
+    paths, problems = expand_inputs(args.inputs)
+    for message in problems:
+        print(f"edgecrop: error: {message}", file=sys.stderr)
     if not paths:
+        if problems:
+            return 1
         raise OptionError("no input images")
-    failed = 0
-    with _cropper(args) as cropper:
-        writer = OutputWriter(paths, args.out_dir, args.overwrite)
-        for path in progress(paths, desc="edgecrop"):
-            try:
-                result = cropper.crop(path, aspects, options)
-                handle(cropper, path, result, writer)
-            except (ImageError, OSError) as exc:
-                failed += 1
-                print(f"edgecrop: error: {exc}", file=sys.stderr)
+    failed = len(problems)
+    writer = OutputWriter(paths, args.out_dir, args.overwrite)
+    try:
+        with _cropper(args) as cropper:
+            for path in progress(paths, desc="edgecrop"):
+                try:
+                    loaded = cropper.load(path)
+                    result = cropper.crop(loaded, aspects, options)
+                    _note_missing_alternatives(path, result, options)
+                    handle(cropper, path, loaded, result, writer)
+                except (ImageError, OutputError) as exc:
+                    failed += 1
+                    print(f"edgecrop: error: {exc}", file=sys.stderr)
+    finally:
+        writer.cleanup()
+        if writer.written:
+            folders = sorted({str(p.parent) for p in writer.written})
+            print(f"edgecrop: wrote {len(writer.written)} files to {', '.join(folders)}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _note_missing_alternatives(path: Path, result: CropResult, options: SearchOptions) -> None:
+    """Say why a ratio got fewer than --top-k crops, instead of leaving the reader to guess."""
+    if options.top_k == 1:
+        return
+    for aspect in dict.fromkeys(c.aspect for c in result.crops):
+        n = sum(c.aspect == aspect for c in result.crops)
+        if n < options.top_k:
+            print(
+                f"edgecrop: note: {path}: {aspect.label}: {n} of {options.top_k} crops; every other window "
+                f"overlaps a chosen one by {options.nms_iou:g} IoU or more",
+                file=sys.stderr,
+            )
+
+
+def _heatmap_picture(cropper: Cropper, path: Path, loaded: LoadedImage) -> Image.Image:
+    """The photo at its own size, or scaled to fit HEATMAP_MAX_SIDE: from the decode the crop used when
+    that is large enough, else from a JPEG decode at the smallest DCT scale that is (never the whole
+    of a huge photo)."""
+    scale = min(1.0, HEATMAP_MAX_SIDE / max(loaded.width, loaded.height))
+    size = (max(1, round(loaded.width * scale)), max(1, round(loaded.height * scale)))
+    picture = loaded.rgb
+    if picture.width < size[0] or picture.height < size[1]:
+        options = cropper.options
+        picture = load_image(path, min_size=size, max_pixels=options.max_pixels, background=options.background).rgb
+    return picture if picture.size == size else picture.resize(size, Image.Resampling.BILINEAR)
 
 
 def _run_crop(args) -> int:
     if args.heatmap and not args.out_dir:
         raise OptionError("--heatmap needs --out-dir")
 
-    def handle(cropper: Cropper, path: Path, result: CropResult, writer: OutputWriter) -> None:
+    def handle(cropper: Cropper, path: Path, loaded: LoadedImage, result: CropResult, writer: OutputWriter) -> None:
         if args.out_dir:
+            if args.heatmap:
+                shown = _heatmap_picture(cropper, path, loaded)
+                heat = overlay(shown, result.saliency, result.crops, (result.width, result.height))
+                writer.save(heat, path, "heatmap", "PNG")
             full = load_image(path, max_pixels=cropper.options.max_pixels, background=cropper.options.background)
-            fmt = full.format if full.format in _SAVE_FORMATS else "PNG"
+            fmt = full.format if full.format in SAVE_FORMATS else "PNG"
             for c in result.crops:
                 suffix = c.aspect.label.replace(":", "x") + (f"_{c.rank + 1}" if c.rank else "")
                 piece = full.rgb.crop((c.x, c.y, c.x + c.width, c.y + c.height))
-                writer.save(piece, path, suffix, fmt)
-            if args.heatmap:
-                writer.save(overlay(full.rgb, result.saliency, result.crops), path, "heatmap", "PNG")
+                writer.save(piece, path, suffix, fmt, full.icc_profile, full.exif)
         if args.json:
             print(json.dumps({**result.as_dict(), "image": str(path)}), flush=True)
         elif not args.out_dir:
@@ -232,63 +300,16 @@ def _run_crop(args) -> int:
 
 
 def _run_saliency(args) -> int:
-    def handle(cropper: Cropper, path: Path, result: CropResult, writer: OutputWriter) -> None:
+    def handle(cropper: Cropper, path: Path, loaded: LoadedImage, result: CropResult, writer: OutputWriter) -> None:
         if args.format == "npy":
             writer.save_npy(result.saliency.astype(np.float32), path)
         else:
-            shown = cropper.load(path)  # the reduced decode is plenty for a picture
+            shown = _heatmap_picture(cropper, path, loaded)
             writer.save(
-                overlay(shown.rgb, result.saliency, result.crops, (result.width, result.height)), path, "heatmap", "PNG"
+                overlay(shown, result.saliency, result.crops, (result.width, result.height)), path, "heatmap", "PNG"
             )
 
     return _batch(args, handle)
-
-
-class OutputWriter:
-    """Names outputs DIR/<stem>_<suffix>.<ext>, writes them atomically, protects inputs and old files."""
-
-    def __init__(self, inputs: list[Path], out_dir: Path | None, overwrite: bool):
-        self.inputs = {p.resolve() for p in inputs}
-        self.out_dir = out_dir
-        self.overwrite = overwrite
-        self.written: set[Path] = set()
-        if out_dir is not None:
-            out_dir.mkdir(parents=True, exist_ok=True)
-
-    def target(self, source: Path, suffix: str, ext: str) -> Path:
-        assert self.out_dir is not None
-        stem = f"{source.stem}_{suffix}" if suffix else source.stem
-        dest = self.out_dir / f"{stem}{ext}"
-        n = 1
-        while dest.resolve() in self.written:  # two inputs with the same name in one batch
-            dest = self.out_dir / f"{stem}-{n}{ext}"
-            n += 1
-        if dest.resolve() in self.inputs:
-            raise OSError(f"{dest}: refusing to overwrite an input")
-        if dest.exists() and not self.overwrite:
-            raise OSError(f"{dest}: already exists (use --overwrite to replace it)")
-        self.written.add(dest.resolve())
-        return dest
-
-    def save(self, image: Image.Image, source: Path, suffix: str, fmt: str) -> Path:
-        dest = self.target(source, suffix, _SAVE_FORMATS[fmt])
-        params = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-        return self._atomic(dest, lambda f: image.save(f, format=fmt, **params))
-
-    def save_npy(self, array: np.ndarray, source: Path) -> Path:
-        return self._atomic(self.target(source, "", ".npy"), lambda f: np.save(f, array))
-
-    @staticmethod
-    def _atomic(dest: Path, write) -> Path:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return dest
 
 
 def _run_info(args) -> int:

@@ -34,15 +34,18 @@ class AspectRatio:
 
     @classmethod
     def parse(cls, text: str | float | AspectRatio) -> AspectRatio:
-        """'16:9', '16x9', '16/9', '1.777' or a number (width / height)."""
+        """'16:9', '16x9', '16/9', '1.777' or a number (width / height); sides below 10^6 and ratios
+        between 1:10000 and 10000:1."""
         if isinstance(text, AspectRatio):
             return text
+        if isinstance(text, str) and len(text) > 64:
+            raise ValueError(f"not an aspect ratio: {text[:20]}... ({len(text)} characters)")
         if isinstance(text, (int, float)):
             return cls._from_value(float(text))
         m = _RATIO.match(text)
         if m:
             w, h = float(m.group(1)), float(m.group(2))
-            if w > 0 and h > 0:
+            if 0 < w < 1e6 and 0 < h < 1e6 and 1e-4 < w / h < 1e4:
                 return cls(w, h)
         else:
             try:
@@ -53,8 +56,8 @@ class AspectRatio:
 
     @classmethod
     def _from_value(cls, value: float) -> AspectRatio:
-        if not (value > 0 and math.isfinite(value)):
-            raise ValueError(f"aspect ratio must be positive, not {value}")
+        if not (1e-4 < value < 1e4 and math.isfinite(value)):
+            raise ValueError(f"aspect ratio must be between 1:10000 and 10000:1, not {value}")
         f = Fraction(value).limit_denominator(1000)
         return cls(float(f.numerator), float(f.denominator))
 

@@ -38,6 +38,8 @@ class LoadedImage:
     height: int
     name: str  # how to name the source in messages
     format: str | None = None  # the file's format (JPEG, PNG, ...), None for arrays
+    icc_profile: bytes | None = None  # the source's colour profile, for outputs to carry on
+    exif: bytes | None = None  # the source's EXIF, orientation reset to 1 (the pixels are upright)
 
 
 def describe_source(source: ImageSource) -> str:
@@ -81,9 +83,9 @@ def load_image(
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(name, f"too many pixels (decompression bomb?): {exc}") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(name, f"cannot decode image ({exc})") from exc
+        raise ImageError(name, f"too many pixels (decompression bomb?): {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a decoder plugin may raise anything: it is this image's error
+        raise ImageError(name, f"cannot decode image ({type(exc).__name__}: {exc})") from None
 
 
 def _open(source: ImageSource, name: str) -> Image.Image:
@@ -103,8 +105,10 @@ def _open(source: ImageSource, name: str) -> Image.Image:
             raise ImageError(name, "empty file")
     try:
         return Image.open(source)
-    except Image.UnidentifiedImageError as exc:
-        raise ImageError(name, "not an image (unrecognised format)") from exc
+    except Image.UnidentifiedImageError:
+        raise ImageError(name, "not an image (unrecognised format)") from None
+    except OSError as exc:
+        raise ImageError(name, f"cannot read it ({exc.strerror or exc})") from None
 
 
 def _decode(
@@ -131,9 +135,21 @@ def _decode(
             want_w, want_h = want_h, want_w
         img.draft("RGB", (want_w, want_h))
     img.load()
-    if orientation in range(2, 9):
-        img = ImageOps.exif_transpose(img)
-    return LoadedImage(_to_rgb(img, background), full_w, full_h, name, fmt)
+    upright = ImageOps.exif_transpose(img) if orientation in range(2, 9) else img
+    exif = _upright_exif(img)  # after the transpose: this resets the orientation in img's EXIF
+    return LoadedImage(_to_rgb(upright, background), full_w, full_h, name, fmt, img.info.get("icc_profile"), exif)
+
+
+def _upright_exif(img: Image.Image) -> bytes | None:
+    """The image's EXIF with the orientation set to 1, or None (none, or unreadable)."""
+    try:
+        exif = img.getexif()
+        if not exif:
+            return None
+        exif[0x0112] = 1
+        return exif.tobytes()
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not cost the picture
+        return None
 
 
 def _orientation(img: Image.Image) -> int:

@@ -7,8 +7,12 @@ lock, and results are copies, never views into interpreter memory.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -87,10 +91,11 @@ class SaliencyModel:
         delegates = [load_delegate(delegate, delegate_options)] if delegate else None
         self.delegate = delegate
         try:
-            self._interpreter = get_backend().interpreter_class(
-                model_content=data, num_threads=num_threads, experimental_delegates=delegates
-            )
-            self._interpreter.allocate_tensors()
+            with runtime_info_filtered():
+                self._interpreter = get_backend().interpreter_class(
+                    model_content=data, num_threads=num_threads, experimental_delegates=delegates
+                )
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{name}: the TFLite runtime cannot load it ({exc})") from exc
         self._input = _pick_input(self._interpreter.get_input_details(), name)
@@ -110,9 +115,12 @@ class SaliencyModel:
         with self._lock:
             if self._interpreter is None:
                 raise ModelError(f"{self.info.name}: the model is closed")
-            self._interpreter.set_tensor(self._input["index"], tensor[None])
-            self._interpreter.invoke()
-            out = self._interpreter.get_tensor(self._output["index"])  # a copy
+            try:
+                self._interpreter.set_tensor(self._input["index"], tensor[None])
+                self._interpreter.invoke()
+                out = self._interpreter.get_tensor(self._output["index"])  # a copy
+            except (ValueError, RuntimeError) as exc:
+                raise ModelError(f"{self.info.name}: inference failed ({exc})") from None
         out = out.reshape(spec.map_height, spec.map_width)
         q = self.info.output_quant
         if q.quantized:
@@ -128,6 +136,31 @@ class SaliencyModel:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def runtime_info_filtered() -> Iterator[None]:
+    """The TFLite runtime writes 'INFO: Created TensorFlow Lite XNNPACK delegate for CPU.' straight to
+    file descriptor 2 while it builds an interpreter: drop its INFO lines, pass everything else on."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (a notebook, a service)
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True):
+                if not line.startswith("INFO: "):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
 
 
 def _read_model(model: ModelSource, name: str | None) -> tuple[bytes, str]:

@@ -23,9 +23,12 @@ Ties (within 1e-9) go to the window closest to the image centre, then the smalle
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import numba
@@ -37,7 +40,28 @@ from .geometry import AspectRatio, Box, largest_window
 TIE_TOLERANCE = 1e-9
 
 
-@numba.njit(cache=True)
+def _jit(fn):
+    """numba.njit with the compiled code cached on disk, where there is a place for it: beside the
+    package, in NUMBA_CACHE_DIR or the user's cache; else in a private folder under the temporary
+    directory (a service account with a read-only home and site-packages); else compiled per process."""
+    try:
+        return numba.njit(cache=True)(fn)
+    except RuntimeError:  # "no locator available": nowhere writable
+        pass
+    folder = Path(tempfile.gettempdir()) / f"edgecrop-numba-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        st = folder.stat()
+        private = not hasattr(os, "getuid") or (st.st_uid == os.getuid() and not st.st_mode & 0o022)
+        if private and os.access(folder, os.W_OK):  # never load code another user could have planted
+            numba.config.CACHE_DIR = str(folder)
+            return numba.njit(cache=True)(fn)
+    except (OSError, RuntimeError):
+        pass
+    return numba.njit(fn)
+
+
+@_jit
 def summed_area(m: np.ndarray) -> np.ndarray:
     """(h+1) x (w+1) table: sat[i, j] = sum of m[:i, :j]."""
     h, w = m.shape
@@ -50,7 +74,7 @@ def summed_area(m: np.ndarray) -> np.ndarray:
     return sat
 
 
-@numba.njit(cache=True)
+@_jit
 def _integral(sat: np.ndarray, u: float, v: float) -> float:
     """Mass of [0, u] x [0, v] in cell units (bilinear in the table: exact for constant cells)."""
     h = sat.shape[0] - 1
@@ -64,7 +88,7 @@ def _integral(sat: np.ndarray, u: float, v: float) -> float:
     return top * (1 - fv) + bottom * fv
 
 
-@numba.njit(cache=True)
+@_jit
 def window_mass(sat: np.ndarray, width: int, height: int, x: int, y: int, cw: int, ch: int) -> float:
     """Saliency mass of the pixel window (x, y, cw, ch) in a width x height image."""
     sx = (sat.shape[1] - 1) / width
@@ -74,7 +98,7 @@ def window_mass(sat: np.ndarray, width: int, height: int, x: int, y: int, cw: in
     return _integral(sat, u1, v1) - _integral(sat, u0, v1) - _integral(sat, u1, v0) + _integral(sat, u0, v0)
 
 
-@numba.njit(cache=True)
+@_jit
 def candidates(length: int, size: int, cells: int) -> np.ndarray:
     """Integer window starts that contain the best one: next to breaks, ends and centre."""
     top = length - size
@@ -93,7 +117,7 @@ def candidates(length: int, size: int, cells: int) -> np.ndarray:
     return np.unique(out[: n + 4])
 
 
-@numba.njit(cache=True)
+@_jit
 def score_grid(sat: np.ndarray, width: int, height: int, cw: int, ch: int, area_cost: float):
     """Candidate starts and the score of each (x, y) pair: (xs, ys, scores[len(ys), len(xs)])."""
     xs = candidates(width, cw, sat.shape[1] - 1)
@@ -106,7 +130,7 @@ def score_grid(sat: np.ndarray, width: int, height: int, cw: int, ch: int, area_
     return xs, ys, scores
 
 
-@numba.njit(cache=True)
+@_jit
 def _better(score, dist, y, x, best_score, best_dist, best_y, best_x) -> bool:
     if score > best_score + TIE_TOLERANCE:
         return True
@@ -119,7 +143,7 @@ def _better(score, dist, y, x, best_score, best_dist, best_y, best_x) -> bool:
     return x < best_x
 
 
-@numba.njit(cache=True)
+@_jit
 def best_window(sat: np.ndarray, width: int, height: int, cw: int, ch: int, area_cost: float):
     """(x, y, score) of the best position of a cw x ch window, ties broken as documented."""
     xs, ys, scores = score_grid(sat, width, height, cw, ch, area_cost)

@@ -1,0 +1,128 @@
+"""Writing outputs as a user expects: nothing lost, nothing overwritten, files as the umask says.
+
+Each output is written to a hidden temporary file beside its destination, then linked to its name,
+which fails if the name exists: two runs into one folder can never both write one file (there is no
+check-then-rename race). ``overwrite`` replaces instead. Inputs are never replaced. Permissions are
+0666 less the umask, as any program's new file. Temporary files are removed on every failure and by
+``cleanup()`` after an interruption.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image
+
+from .errors import OutputError
+
+SAVE_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp"}
+_CARRIES_METADATA = {"JPEG", "PNG", "WEBP", "TIFF"}  # formats that keep an ICC profile and EXIF
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+class OutputWriter:
+    """Names outputs DIR/<stem>_<suffix>.<ext> and writes them atomically and exclusively."""
+
+    def __init__(self, inputs: list[Path], out_dir: Path | None, overwrite: bool):
+        self.inputs = {p.resolve() for p in inputs}
+        self.out_dir = out_dir
+        self.overwrite = overwrite
+        self.written: list[Path] = []
+        self._taken: set[Path] = set()
+        self._pending: set[str] = set()
+        self._mode = 0o666 & ~current_umask()
+        if out_dir is not None:
+            if out_dir.exists() and not out_dir.is_dir():
+                raise OutputError(f"{out_dir}: not a folder")
+            try:
+                out_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(f"{out_dir}: cannot create the folder ({exc.strerror or exc})") from None
+
+    def target(self, source: Path, suffix: str, ext: str) -> Path:
+        if self.out_dir is None:
+            raise OutputError("no output folder (--out-dir)")
+        stem = f"{source.stem}_{suffix}" if suffix else source.stem
+        dest = self.out_dir / f"{stem}{ext}"
+        n = 1
+        while dest.resolve() in self._taken:  # two inputs with the same name in one batch
+            dest = self.out_dir / f"{stem}-{n}{ext}"
+            n += 1
+        if dest.resolve() in self.inputs:
+            raise OutputError(f"{dest}: refusing to overwrite an input")
+        if dest.exists() and not self.overwrite:
+            raise OutputError(f"{dest}: already exists (use --overwrite to replace it)")
+        self._taken.add(dest.resolve())
+        return dest
+
+    def save(
+        self,
+        image: Image.Image,
+        source: Path,
+        suffix: str,
+        fmt: str,
+        icc_profile: bytes | None = None,
+        exif: bytes | None = None,
+    ) -> Path:
+        """An image in ``fmt``, keeping the source's colour profile and EXIF where the format can."""
+        dest = self.target(source, suffix, SAVE_FORMATS[fmt])
+        params: dict = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+        if fmt in _CARRIES_METADATA:
+            if icc_profile:
+                params["icc_profile"] = icc_profile
+            if exif:
+                params["exif"] = exif
+        return self._write(dest, lambda f: image.save(f, format=fmt, **params))
+
+    def save_npy(self, array: np.ndarray, source: Path) -> Path:
+        return self._write(self.target(source, "", ".npy"), lambda f: np.save(f, array))
+
+    def _write(self, dest: Path, write: Callable[[BinaryIO], object]) -> Path:
+        tmp = ""
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+            self._pending.add(tmp)
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+            os.chmod(tmp, self._mode)
+            if self.overwrite:
+                os.replace(tmp, dest)
+            else:
+                _link_exclusive(tmp, dest)
+        except FileExistsError:
+            raise OutputError(f"{dest}: already exists (use --overwrite to replace it)") from None
+        except OSError as exc:
+            raise OutputError(f"{dest}: cannot write it ({exc.strerror or exc})") from None
+        finally:
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
+                self._pending.discard(tmp)
+        self.written.append(dest)
+        return dest
+
+    def cleanup(self) -> None:
+        """Remove temporary files left by a write that was interrupted."""
+        for tmp in list(self._pending):
+            Path(tmp).unlink(missing_ok=True)
+            self._pending.discard(tmp)
+
+
+def _link_exclusive(tmp: str, dest: Path) -> None:
+    """Give ``tmp``'s content the name ``dest`` only if nothing has that name (FileExistsError otherwise)."""
+    try:
+        os.link(tmp, dest)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: reserve the name exclusively, then replace it
+        os.close(os.open(dest, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.replace(tmp, dest)
