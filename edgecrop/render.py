@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from .search import Crop
 
@@ -35,7 +35,8 @@ def overlay(
     full_size: tuple[int, int] | None = None,
     alpha: float = 0.55,
 ) -> Image.Image:
-    """The photo with its heatmap blended in and each crop box outlined and labelled.
+    """The photo with its heatmap blended in, each crop box outlined (one colour per ratio, top-k
+    alternatives dashed) and a legend naming the colours, its text scaled to the picture.
 
     Crops are in ``full_size`` pixels (the full-resolution image; default: the photo's own size), so a
     reduced decode of a large photo can be drawn on without decoding it again.
@@ -46,11 +47,44 @@ def overlay(
     full_w, full_h = full_size or photo.size
     sx, sy = photo.width / full_w, photo.height / full_h
     line = max(2, round(min(photo.size) / 200))
-    for k, c in enumerate(crops):
-        colour = _BOX_COLOURS[k % len(_BOX_COLOURS)]
-        x0, y0 = c.x * sx, c.y * sy
-        x1, y1 = (c.x + c.width) * sx - 1, (c.y + c.height) * sy - 1
-        draw.rectangle((x0, y0, x1, y1), outline=colour, width=line)
-        label = c.aspect.label if c.rank == 0 else f"{c.aspect.label} #{c.rank + 1}"
-        draw.text((x0 + line + 2, y0 + line + 2 + 12 * k), label, fill=colour)  # stacked: boxes may share a corner
+    colours = ratio_colours(crops)
+    for c in sorted(crops, key=lambda c: -c.rank):  # the best crops drawn last, on top
+        box = (c.x * sx, c.y * sy, (c.x + c.width) * sx - 1, (c.y + c.height) * sy - 1)
+        if c.rank == 0:
+            draw.rectangle(box, outline=colours[c.aspect.label], width=line)
+        else:
+            _dashed_rectangle(draw, box, colours[c.aspect.label], line, dash=6 * line)
+    if colours:
+        _legend(draw, photo.size, colours, any(c.rank for c in crops))
     return out
+
+
+def ratio_colours(crops: Sequence[Crop]) -> dict[str, tuple[int, int, int]]:
+    """One colour per aspect ratio, in the order the ratios come."""
+    labels = list(dict.fromkeys(c.aspect.label for c in crops))
+    return {label: _BOX_COLOURS[k % len(_BOX_COLOURS)] for k, label in enumerate(labels)}
+
+
+def _dashed_rectangle(draw: ImageDraw.ImageDraw, box, colour, width: int, dash: int) -> None:
+    x0, y0, x1, y1 = box
+    for a, b, horizontal, at in ((x0, x1, True, y0), (x0, x1, True, y1), (y0, y1, False, x0), (y0, y1, False, x1)):
+        start = a
+        while start < b:
+            end = min(start + dash, b)
+            draw.line((start, at, end, at) if horizontal else (at, start, at, end), fill=colour, width=width)
+            start += 2 * dash
+
+
+def _legend(draw: ImageDraw.ImageDraw, size: tuple[int, int], colours: dict, dashed: bool) -> None:
+    """Ratio names in their colours in the top-left corner, on a dark panel, readable at any size."""
+    font_px = max(12, round(min(size) / 28))
+    font = ImageFont.load_default(size=font_px)
+    entries = list(colours.items()) + ([("dashed: alternatives", (230, 230, 230))] if dashed else [])
+    pad = font_px // 3
+    widths = [draw.textlength(text, font=font) for text, _ in entries]
+    panel = (0, 0, 2 * pad + font_px + pad + max(widths), pad + len(entries) * (font_px + pad))
+    draw.rectangle(panel, fill=(0, 0, 0))
+    for k, (text, colour) in enumerate(entries):
+        y = pad + k * (font_px + pad)
+        draw.rectangle((pad, y + font_px // 5, pad + font_px * 0.8, y + font_px), fill=colour)
+        draw.text((2 * pad + font_px, y), text, fill=colour, font=font)

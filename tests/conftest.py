@@ -80,4 +80,12 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
             blob = convert(model, kind, calib)
         paths[kind] = out / f"tiny_{kind}.tflite"
         paths[kind].write_bytes(embed_card(blob, model_card(arch, int(model.count_params()), kind, {})))
+    # the Keras model's own map of the sample photo: what every converted file must reproduce
+    from edgecrop.images import load_image
+    from edgecrop.preprocess import content_cells, to_input, to_probability
+
+    pixels, place = to_input(load_image(SAMPLE).rgb, arch.spec())
+    raw = model(pixels[None].astype(np.float32) / 255.0).numpy()[0, :, :, 0]
+    np.save(out / "keras_map.npy", to_probability(content_cells(raw, place), "logits"))
+    paths["keras_map"] = out / "keras_map.npy"
     return paths

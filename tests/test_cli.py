@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from edgecrop import Cropper
 from edgecrop.cli import main, parse_focus
+from edgecrop.search import centred_window, most_salient_point
 
 
 def run(*args):
@@ -87,6 +89,12 @@ def test_focus_and_policy_options(photo, capsys):
     c = json.loads(capsys.readouterr().out)["crops"][0]
     assert c["x"] <= 5 < c["x"] + c["width"]
     assert main(["crop", str(photo), "--json", "--aspect", "1:1", "--policy", "twitter"]) == 0
+    twitter = json.loads(capsys.readouterr().out)["crops"][0]
+    with Cropper() as cropper:  # Twitter's rule: the largest window centred on the map's peak
+        sal = cropper.saliency(photo)
+    box = centred_window(*most_salient_point(sal, 200, 120), 200, 120, 1.0)
+    assert (twitter["x"], twitter["y"], twitter["width"], twitter["height"]) == box.as_tuple()
+    assert twitter["x"] > 0  # the blob is right of centre: the window moved off the centre
     assert parse_focus("1,2,3,4@0.5").weight == 0.5
     with pytest.raises(ValueError):
         parse_focus("1,2,3")

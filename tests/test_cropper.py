@@ -141,7 +141,6 @@ def test_models_of_each_dtype(tiny_models, kind, sample_path):
         sal = c.saliency(sample_path)
         expected_dtype = {"float32": np.float32, "int8": np.int8, "uint8": np.uint8}[kind]
         assert c.model.info.input_quant.dtype == expected_dtype
-    with Cropper.from_model(tiny_models["float32"], num_threads=1) as ref:
-        base = ref.saliency(sample_path)
+    base = np.load(tiny_models["keras_map"])  # the Keras model's map, computed without TFLite
     assert sal.shape == base.shape
-    assert np.corrcoef(sal.ravel(), base.ravel())[0, 1] > 0.9
+    assert np.corrcoef(sal.ravel(), base.ravel())[0, 1] > (0.999 if kind == "float32" else 0.9)

@@ -166,10 +166,14 @@ def test_bad_inputs_name_the_file(tmp_path, sample_path):
 def test_corrupt_bytes_inside_jpeg(sample_path):
     data = bytearray(sample_path.read_bytes())
     data[200:4000] = b"\x00" * 3800
-    try:
-        load_image(bytes(data))  # Pillow may decode garbage pixels; it must not crash
-    except ImageError:
-        pass
+    try:  # Pillow may decode garbage pixels: then a whole, upright picture; else this image's error
+        loaded = load_image(bytes(data))
+    except ImageError as exc:
+        assert "cannot decode" in str(exc) or "not an image" in str(exc)
+    else:
+        assert loaded.rgb.mode == "RGB" and (loaded.width, loaded.height) == (512, 600)
+    with pytest.raises(ImageError, match="cannot decode"):  # cut in the middle of the scan
+        load_image(sample_path.read_bytes()[: len(data) // 2])
 
 
 def test_decompression_bomb_refused():
