@@ -20,18 +20,25 @@ from pathlib import Path
 import numpy as np
 
 from edgecrop import Cropper, CropperOptions
-from edgecrop.bench import make_inputs
+from edgecrop.backend import get_backend
+from edgecrop.bench import make_inputs, sample_photo
 from edgecrop.preprocess import to_input
 
-SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "grace_hopper.jpg"
 MAX_INT8_STEPS = 1
 ASPECTS = ("16:9", "1:1", "4:5", "9:16", "3:1")
 
 
 def dump(out: Path) -> dict:
-    result = {"machine": platform.machine(), "python": platform.python_version(), "images": {}}
+    backend = get_backend()
+    result = {
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "runtime": f"{backend.name} {backend.version}",
+        "numpy": np.__version__,
+        "images": {},
+    }
     with tempfile.TemporaryDirectory() as tmp, Cropper(CropperOptions(num_threads=1)) as cropper:
-        inputs = {"grace_hopper.jpg": SAMPLE, **make_inputs(Path(tmp), SAMPLE)}
+        inputs = {"grace_hopper.jpg": sample_photo(), **make_inputs(Path(tmp))}
         q = cropper.model.info.output_quant
         for name, path in inputs.items():
             res = cropper.crop(path, ASPECTS)
@@ -48,6 +55,13 @@ def dump(out: Path) -> dict:
 
 def compare(a: dict, b: dict) -> tuple[bool, list[str]]:
     lines, ok = [f"{a['machine']} vs {b['machine']}"], True
+    for side in (a, b):  # the same runtime on both sides, or the comparison proves less than it says
+        lines.append(
+            f"{side['machine']}: {side.get('runtime', 'runtime not recorded')}, numpy {side.get('numpy', '?')}"
+        )
+    if a.get("runtime") != b.get("runtime"):
+        lines.append("runtimes DIFFER: the comparison does not show what a Pi with the host's runtime gets")
+        ok = False
     for name in a["images"]:
         if name not in b["images"]:
             lines.append(f"{name}: missing on {b['machine']}")
