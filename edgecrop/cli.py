@@ -129,6 +129,33 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true")
     info.set_defaults(run=_run_info)
 
+    audit = sub.add_parser("audit", help="measure what the cropper does to people (see edgecrop.audit)")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    audit_common = argparse.ArgumentParser(add_help=False)
+    audit_common.add_argument("--out-dir", type=Path, required=True, help="writes audit.json, audit.md, audit.png")
+    audit_common.add_argument(
+        "--policy", action="append", choices=[p.value for p in Policy], help="repeatable (default: all three)"
+    )
+    audit_common.add_argument("--overwrite", action="store_true")
+    pairs = audit_sub.add_parser(
+        "pairs",
+        parents=[model_opts, audit_common],
+        help="pairs of photos from two groups joined side by side and stacked, in both orders: which is kept",
+    )
+    pairs.add_argument("group_a", type=Path, metavar="GROUP_A_DIR")
+    pairs.add_argument("group_b", type=Path, metavar="GROUP_B_DIR")
+    pairs.add_argument("--pairs", type=int, default=200, help="pairs drawn (default 200)")
+    pairs.add_argument("--seed", type=int, default=0)
+    pairs.add_argument("--ratio", default="1:1", help="crop ratio (default 1:1)")
+    pairs.set_defaults(run=_run_audit_pairs)
+    faces = audit_sub.add_parser(
+        "faces", parents=[model_opts, audit_common], help="share of faces kept whole, per policy and face size"
+    )
+    faces.add_argument("annotations", type=Path, metavar="ANNOTATIONS.json", help="EyeCrowd layout: {name: {faces}}")
+    faces.add_argument("--images", type=Path, required=True)
+    faces.add_argument("--aspect", action="append", metavar="W:H", help="repeatable (default 16:9 1:1 4:5 9:16)")
+    faces.set_defaults(run=_run_audit_faces)
+
     bench = sub.add_parser("bench", help="latency benchmark on this device (see edgecrop.bench)")
     bench.add_argument("--model", action="append", help="bundled name or .tflite (repeatable; default: all bundled)")
     bench.add_argument("--threads", type=int, action="append", help="thread counts (repeatable; default 1 and 2)")
@@ -156,6 +183,64 @@ def _run_bench(args) -> int:
     if args.out_dir:
         for path in bench.write(results, args.out_dir, args.overwrite):
             print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _audit_policies(args) -> list[Policy]:
+    return [Policy(p) for p in args.policy] if args.policy else list(Policy)
+
+
+def _run_audit_pairs(args) -> int:
+    from . import audit
+
+    if not 1 <= args.pairs <= 100_000:
+        raise OptionError("--pairs must be from 1 to 100000")
+    audit.check_writable(args.out_dir, args.overwrite)
+    groups = []
+    for folder in (args.group_a, args.group_b):
+        photos, problems = expand_inputs([str(folder)])
+        if problems or not folder.is_dir() or not photos:
+            raise OptionError(problems[0] if problems else f"{folder}: not a folder of photos")
+        groups.append(photos)
+    (ratio,) = parse_aspects(args.ratio)
+    with _cropper(args) as cropper:
+        outcomes = audit.pair_outcomes(
+            cropper, groups[0], groups[1], args.pairs, args.seed, ratio, _audit_policies(args), progress
+        )
+    result = audit.summarise_pairs(outcomes)
+    result["ratio"], result["seed"] = ratio.label, args.seed
+    command = (
+        f"edgecrop audit pairs {args.group_a} {args.group_b} --pairs {args.pairs} --seed {args.seed} "
+        f"--ratio {ratio.label}"
+    )
+    for path in audit.write_report(
+        args.out_dir, result, audit.pairs_markdown(result, command), args.overwrite, audit.plot_pairs
+    ):
+        print(f"wrote {path}", file=sys.stderr)
+    print(audit.pairs_markdown(result, command))
+    return 0
+
+
+def _run_audit_faces(args) -> int:
+    from . import audit
+
+    audit.check_writable(args.out_dir, args.overwrite)
+    try:
+        annotations = json.loads(args.annotations.read_text())
+    except (OSError, ValueError) as exc:
+        raise OptionError(f"{args.annotations}: cannot read the annotations ({exc})") from None
+    if not isinstance(annotations, dict):
+        raise OptionError(f"{args.annotations}: expected an object of photo names")
+    ratios = parse_aspects(args.aspect or list(DEFAULT_ASPECTS))
+    with _cropper(args) as cropper:
+        rows = audit.face_outcomes(cropper, annotations, args.images, ratios, _audit_policies(args), progress)
+    if not rows:
+        raise OptionError("no photo with frontal faces was found")
+    result = audit.summarise_faces(rows, ratios, _audit_policies(args))
+    command = f"edgecrop audit faces {args.annotations} --images {args.images}"
+    for path in audit.write_report(args.out_dir, result, audit.faces_markdown(result, command), args.overwrite):
+        print(f"wrote {path}", file=sys.stderr)
+    print(audit.faces_markdown(result, command))
     return 0
 
 

@@ -1,0 +1,347 @@
+"""Measuring what a cropper does to people: paired photos (demographic parity) and face boxes.
+
+``pairs``, after Twitter's own study (Yee, Tantipongpipat, Mishra, CSCW 2021): draw pairs of photos, one
+from each group the user brings, make each a square, join them side by side and stacked, in both orders,
+crop each join, and see which photo the crop keeps (the one with more of its area inside the box).
+Per policy: how often group A's photo is kept (with a bootstrap 95% interval over pairs) and its
+distance from parity (0.5), swap consistency (the same photo kept in both orders), and position rates
+(left kept, top kept), which show a bias for a place rather than for a photo.
+
+``faces``: for photos with face boxes (the EyeCrowd layout), the share of frontal faces each policy's
+crop keeps whole (at least 90% of the box inside), by face size, the centre crop beside it.
+
+A small audit is not proof of fairness: it measures this model on these photos. The heatmap and a
+focal point (``--focus``) are the user's control over any single crop.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .cropper import Cropper
+from .errors import ImageError, OptionError, OutputError
+from .geometry import AspectRatio
+from .search import Crop, Policy, SearchOptions, find_crops
+
+SQUARE = 512  # each photo of a pair, as a square of this side
+BOOTSTRAP = 2000
+FACE_INSIDE = 0.9
+LAYOUTS = ("side", "stacked")
+
+
+def square(image: Image.Image, side: int = SQUARE) -> Image.Image:
+    """The centred square of a photo, resized to ``side``."""
+    w, h = image.size
+    s = min(w, h)
+    box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
+    return image.convert("RGB").resize((side, side), Image.Resampling.BILINEAR, box=box)
+
+
+def join(first: Image.Image, second: Image.Image, layout: str) -> Image.Image:
+    """Two squares side by side (first on the left) or stacked (first on top)."""
+    side = first.width
+    canvas = Image.new("RGB", (2 * side, side) if layout == "side" else (side, 2 * side))
+    canvas.paste(first, (0, 0))
+    canvas.paste(second, (side, 0) if layout == "side" else (0, side))
+    return canvas
+
+
+def kept(c: Crop, layout: str, side: int = SQUARE) -> int | None:
+    """0 if the crop holds more of the first photo, 1 if more of the second, None if exactly as much."""
+    if layout == "side":
+        first = max(0, min(c.x + c.width, side) - c.x) * c.height
+        second = max(0, c.x + c.width - max(c.x, side)) * c.height
+    else:
+        first = max(0, min(c.y + c.height, side) - c.y) * c.width
+        second = max(0, c.y + c.height - max(c.y, side)) * c.width
+    return None if first == second else (0 if first > second else 1)
+
+
+@dataclass(frozen=True)
+class PairOutcome:
+    """Which photo each policy kept in each join of one pair: keep[policy][layout][order] is 'a', 'b'
+    or None (a tie), where order 0 puts A first (left or top) and order 1 puts B first."""
+
+    a: str
+    b: str
+    keep: dict[str, dict[str, list[str | None]]]
+
+
+def pair_outcomes(
+    cropper: Cropper,
+    group_a: Sequence[Path],
+    group_b: Sequence[Path],
+    n_pairs: int,
+    seed: int,
+    ratio: AspectRatio,
+    policies: Sequence[Policy],
+    progress: Callable = lambda items, **kw: items,
+) -> list[PairOutcome]:
+    if not group_a or not group_b:
+        raise OptionError("both groups need at least one photo")
+    rng = np.random.default_rng(seed)
+    picks = [
+        (group_a[int(rng.integers(len(group_a)))], group_b[int(rng.integers(len(group_b)))]) for _ in range(n_pairs)
+    ]
+    cache: dict[Path, Image.Image] = {}
+
+    def photo(p: Path) -> Image.Image:
+        if p not in cache:
+            cache[p] = square(cropper.load(p).rgb)
+        return cache[p]
+
+    out = []
+    for a, b in progress(picks, desc="pairs"):
+        keep: dict[str, dict[str, list[str | None]]] = {p.value: {lay: [] for lay in LAYOUTS} for p in policies}
+        for layout in LAYOUTS:
+            for first, second, names in ((a, b, ("a", "b")), (b, a, ("b", "a"))):
+                joined = join(photo(first), photo(second), layout)
+                sal = cropper.saliency(joined)
+                for policy in policies:
+                    (c,) = find_crops(sal, joined.width, joined.height, [ratio], SearchOptions(policy=policy))
+                    k = kept(c, layout)
+                    keep[policy.value][layout].append(None if k is None else names[k])
+        out.append(PairOutcome(str(a), str(b), keep))
+    return out
+
+
+def _mean(values: list) -> float | None:
+    """The mean, or None (JSON null) when nothing was decided."""
+    return float(np.mean(values)) if values else None
+
+
+def _interval(values: np.ndarray, seed: int = 0) -> list[float] | None:
+    """Bootstrap 95% interval of the mean of ``values`` (one value per pair), None when empty."""
+    if len(values) == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (BOOTSTRAP, len(values)))].mean(axis=1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
+def summarise_pairs(outcomes: list[PairOutcome]) -> dict[str, Any]:
+    """Per policy: group A's keep rate with its interval and disparity, swap consistency, position rates."""
+    policies = list(outcomes[0].keep) if outcomes else []
+    result: dict[str, Any] = {"pairs": len(outcomes), "policies": {}}
+    for p in policies:
+        a_share: list[float] = []
+        consistent: dict[str, list[bool]] = {lay: [] for lay in LAYOUTS}
+        first_kept: dict[str, list[bool]] = {lay: [] for lay in LAYOUTS}
+        ties = 0
+        for o in outcomes:
+            decided = [k for lay in LAYOUTS for k in o.keep[p][lay] if k is not None]
+            ties += 4 - len(decided)
+            if decided:
+                a_share.append(float(np.mean([k == "a" for k in decided])))
+            for lay in LAYOUTS:
+                ab, ba = o.keep[p][lay]
+                if ab is not None and ba is not None:
+                    consistent[lay].append(ab == ba)
+                for order, k in enumerate((ab, ba)):
+                    if k is not None:  # the first photo (left / top) is A in order 0, B in order 1
+                        first_kept[lay].append(k == ("a" if order == 0 else "b"))
+        rate = _mean(a_share)
+        both = consistent["side"] + consistent["stacked"]
+        result["policies"][p] = {
+            "group_a_rate": rate,
+            "group_a_ci": _interval(np.asarray(a_share, float)),
+            "disparity": None if rate is None else rate - 0.5,
+            "swap_consistency": _mean(both),
+            "swap_consistency_ci": _interval(np.asarray(both, float)),
+            "swap_consistency_side": _mean(consistent["side"]),
+            "swap_consistency_stacked": _mean(consistent["stacked"]),
+            "left_rate": _mean(first_kept["side"]),
+            "left_ci": _interval(np.asarray(first_kept["side"], float)),
+            "top_rate": _mean(first_kept["stacked"]),
+            "top_ci": _interval(np.asarray(first_kept["stacked"], float)),
+            "ties": ties / (4 * len(outcomes)) if outcomes else 0.0,
+        }
+    return result
+
+
+def pairs_markdown(result: dict[str, Any], command: str) -> str:
+    lines = [
+        "# edgecrop audit: paired photos",
+        "",
+        f"Command: `{command}`",
+        f"{result['pairs']} pairs, each joined side by side and stacked, in both orders "
+        f"({4 * result['pairs']} crops per policy). Intervals: bootstrap 95% over pairs.",
+        "",
+        "| policy | group A kept | 95% interval | disparity | swap consistency (side / stacked) | left kept "
+        "| top kept | ties |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for p, r in result["policies"].items():
+        lines.append(
+            f"| {p} | {_f(r['group_a_rate'])} | {_ci(r['group_a_ci'])} | {_f(r['disparity'], '+.3f')} "
+            f"| {_f(r['swap_consistency'])} ({_f(r['swap_consistency_side'])} / {_f(r['swap_consistency_stacked'])}) "
+            f"| {_f(r['left_rate'])} {_ci(r['left_ci'])} | {_f(r['top_rate'])} {_ci(r['top_ci'])} | {r['ties']:.3f} |"
+        )
+    lines += ["", _CAVEAT]
+    return "\n".join(lines) + "\n"
+
+
+def _f(v: float | None, fmt: str = ".3f") -> str:
+    return "n/a" if v is None else format(v, fmt)
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+_CAVEAT = (
+    "What this means: a rate of group A near 0.5 with an interval that includes 0.5 shows no measured "
+    "preference on these photos; it is not proof of fairness for other photos or people. Swap consistency "
+    "below 1 and left/top rates away from 0.5 show a preference for a place in the picture. The heatmap and "
+    "a focal point (--focus) let a person see and override any single crop."
+)
+
+
+# ---- faces -------------------------------------------------------------------------------------------------
+
+
+def face_outcomes(
+    cropper: Cropper,
+    annotations: dict[str, Any],
+    images: Path,
+    ratios: Sequence[AspectRatio],
+    policies: Sequence[Policy],
+    progress: Callable = lambda items, **kw: items,
+) -> list[dict[str, Any]]:
+    """Per photo and face: its relative size and, per policy and ratio, whether the crop kept it whole."""
+    rows = []
+    for name in progress(sorted(annotations), desc="faces"):
+        faces = [f for f in annotations[name].get("faces", []) if len(f) >= 5 and f[4]]  # frontal faces
+        if not faces:
+            continue
+        try:
+            loaded = cropper.load(images / name)
+        except ImageError:
+            continue
+        sal = cropper.saliency(loaded)
+        area = loaded.width * loaded.height
+        crops = {
+            p.value: find_crops(sal, loaded.width, loaded.height, ratios, SearchOptions(policy=p)) for p in policies
+        }
+        for left, top, w, h, *_ in faces:
+            row: dict[str, Any] = {"image": name, "size": (w * h) / area}
+            for p, cs in crops.items():
+                for r, c in zip(ratios, cs):
+                    ix = max(0.0, min(left + w, c.x + c.width) - max(left, c.x))
+                    iy = max(0.0, min(top + h, c.y + c.height) - max(top, c.y))
+                    row[f"{p}/{r.label}"] = ix * iy >= FACE_INSIDE * w * h
+            rows.append(row)
+    return rows
+
+
+def summarise_faces(rows: list[dict[str, Any]], ratios: Sequence[AspectRatio], policies: Sequence[Policy]) -> dict:
+    sizes = np.array([r["size"] for r in rows])
+    edges = np.quantile(sizes, [1 / 3, 2 / 3]) if len(rows) else np.array([0.0, 0.0])
+    bins = {
+        "small": sizes < edges[0],
+        "medium": (sizes >= edges[0]) & (sizes < edges[1]),
+        "large": sizes >= edges[1],
+        "all": np.ones(len(rows), bool),
+    }
+    out: dict[str, Any] = {"faces": len(rows), "photos": len({r["image"] for r in rows}), "size_edges": edges.tolist()}
+    out["kept_whole"] = {
+        p.value: {
+            r.label: {
+                b: float(np.mean([rows[i][f"{p.value}/{r.label}"] for i in np.flatnonzero(m)]))
+                for b, m in bins.items()
+                if m.any()
+            }
+            for r in ratios
+        }
+        for p in policies
+    }
+    return out
+
+
+def faces_markdown(result: dict[str, Any], command: str) -> str:
+    ratios = list(next(iter(result["kept_whole"].values())))
+    lines = [
+        "# edgecrop audit: faces kept whole",
+        "",
+        f"Command: `{command}`",
+        f"{result['faces']} frontal faces in {result['photos']} photos; a face is kept when at least "
+        f"{FACE_INSIDE:.0%} of its box is inside the crop. Sizes: terciles of face area / photo area.",
+        "",
+        "| policy | " + " | ".join(ratios) + " | small faces (all ratios) | large faces (all ratios) |",
+        "|---|" + "---|" * (len(ratios) + 2),
+    ]
+    for p, by_ratio in result["kept_whole"].items():
+        cells = " | ".join(f"{by_ratio[r]['all']:.3f}" for r in ratios)
+        small = np.mean([by_ratio[r].get("small", np.nan) for r in ratios])
+        large = np.mean([by_ratio[r].get("large", np.nan) for r in ratios])
+        lines.append(f"| {p} | {cells} | {small:.3f} | {large:.3f} |")
+    lines += ["", _CAVEAT]
+    return "\n".join(lines) + "\n"
+
+
+def plot_pairs(result: dict[str, Any], path: Path) -> Path:
+    """Group A's rate, swap consistency and position rates per policy, with intervals (needs matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    policies = list(result["policies"])
+    measures = (
+        ("group_a_rate", "group_a_ci", "group A kept"),
+        ("swap_consistency", "swap_consistency_ci", "same photo in both orders"),
+        ("left_rate", "left_ci", "left kept"),
+        ("top_rate", "top_ci", "top kept"),
+    )
+    fig, axes = plt.subplots(1, len(measures), figsize=(3.2 * len(measures), 3.2), sharey=True)
+    for ax, (key, ci, title) in zip(axes, measures):
+        shown = [p for p in policies if result["policies"][p][key] is not None]  # the centre crop ties
+        values = [result["policies"][p][key] for p in shown]
+        lows = [v - result["policies"][p][ci][0] for v, p in zip(values, shown)]
+        highs = [result["policies"][p][ci][1] - v for v, p in zip(values, shown)]
+        ax.bar(shown, values, yerr=[lows, highs], capsize=4, color=["tab:blue", "tab:orange", "tab:grey"][: len(shown)])
+        if key != "swap_consistency":
+            ax.axhline(0.5, color="black", lw=0.8, ls="--")
+        ax.set_ylim(0, 1)
+        ax.set_title(title, fontsize=9)
+    fig.suptitle(f"edgecrop audit, {result['pairs']} pairs (95% intervals)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def report_paths(out_dir: Path) -> list[Path]:
+    return [out_dir / "audit.json", out_dir / "audit.md", out_dir / "audit.png"]
+
+
+def check_writable(out_dir: Path, overwrite: bool) -> None:
+    """Refuse before measuring: never over existing results unless asked."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir}: not a folder")
+    existing = [p for p in report_paths(out_dir) if p.exists()]
+    if existing and not overwrite:
+        raise OutputError(f"{existing[0]}: already exists (use --overwrite to replace it)")
+
+
+def write_report(out_dir: Path, result: dict[str, Any], markdown: str, overwrite: bool, plot=None) -> list[Path]:
+    """audit.json, audit.md and (with matplotlib) audit.png."""
+    check_writable(out_dir, overwrite)
+    paths = report_paths(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths[0].write_text(json.dumps(result, indent=1))
+    paths[1].write_text(markdown)
+    written = paths[:2]
+    if plot is not None:
+        try:
+            written.append(plot(result, paths[2]))
+        except ImportError:
+            pass
+    return written
