@@ -24,7 +24,7 @@ from .backend import delegate_library, get_backend
 from .card import card_summary
 from .cropper import DEFAULT_ASPECTS, Cropper, CropperOptions, CropResult
 from .errors import BackendError, EdgecropError, ImageError, OptionError, OutputError
-from .images import LoadedImage, load_image
+from .images import LoadedImage, load_image, picture_to_show
 from .output import SAVE_FORMATS, OutputWriter
 from .progress import progress
 from .registry import DEFAULT_MODEL, list_models
@@ -156,6 +156,11 @@ def _parser() -> argparse.ArgumentParser:
     faces.add_argument("--aspect", action="append", metavar="W:H", help="repeatable (default 16:9 1:1 4:5 9:16)")
     faces.set_defaults(run=_run_audit_faces)
 
+    demo = sub.add_parser("demo", parents=[model_opts], help="a local page: heatmap, crops, policies, focal point")
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    demo.add_argument("--port", type=int, default=7860)
+    demo.set_defaults(run=_run_demo)
+
     bench = sub.add_parser("bench", help="latency benchmark on this device (see edgecrop.bench)")
     bench.add_argument("--model", action="append", help="bundled name or .tflite (repeatable; default: all bundled)")
     bench.add_argument("--threads", type=int, action="append", help="thread counts (repeatable; default 1 and 2)")
@@ -183,6 +188,19 @@ def _run_bench(args) -> int:
     if args.out_dir:
         for path in bench.write(results, args.out_dir, args.overwrite):
             print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _run_demo(args) -> int:
+    from .demo import serve
+
+    if not 0 <= args.port <= 65535:
+        raise OptionError("--port must be from 0 to 65535")
+    with _cropper(args) as cropper:
+        try:
+            serve(cropper, args.host, args.port)
+        except OSError as exc:
+            raise OptionError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
     return 0
 
 
@@ -346,19 +364,6 @@ def _note_missing_alternatives(path: Path, result: CropResult, options: SearchOp
             )
 
 
-def _heatmap_picture(cropper: Cropper, path: Path, loaded: LoadedImage) -> Image.Image:
-    """The photo at its own size, or scaled to fit HEATMAP_MAX_SIDE: from the decode the crop used when
-    that is large enough, else from a JPEG decode at the smallest DCT scale that is (never the whole
-    of a huge photo)."""
-    scale = min(1.0, HEATMAP_MAX_SIDE / max(loaded.width, loaded.height))
-    size = (max(1, round(loaded.width * scale)), max(1, round(loaded.height * scale)))
-    picture = loaded.rgb
-    if picture.width < size[0] or picture.height < size[1]:
-        options = cropper.options
-        picture = load_image(path, min_size=size, max_pixels=options.max_pixels, background=options.background).rgb
-    return picture if picture.size == size else picture.resize(size, Image.Resampling.BILINEAR)
-
-
 def _run_crop(args) -> int:
     if args.heatmap and not args.out_dir:
         raise OptionError("--heatmap needs --out-dir")
@@ -366,7 +371,7 @@ def _run_crop(args) -> int:
     def handle(cropper: Cropper, path: Path, loaded: LoadedImage, result: CropResult, writer: OutputWriter) -> None:
         if args.out_dir:
             if args.heatmap:
-                shown = _heatmap_picture(cropper, path, loaded)
+                shown = picture_to_show(path, loaded, HEATMAP_MAX_SIDE, cropper.options.max_pixels)
                 heat = overlay(shown, result.saliency, result.crops, (result.width, result.height))
                 writer.save(heat, path, "heatmap", "PNG")
             full = load_image(path, max_pixels=cropper.options.max_pixels, background=cropper.options.background)
@@ -389,7 +394,7 @@ def _run_saliency(args) -> int:
         if args.format == "npy":
             writer.save_npy(result.saliency.astype(np.float32), path)
         else:
-            shown = _heatmap_picture(cropper, path, loaded)
+            shown = picture_to_show(path, loaded, HEATMAP_MAX_SIDE, cropper.options.max_pixels)
             writer.save(
                 overlay(shown, result.saliency, result.crops, (result.width, result.height)), path, "heatmap", "PNG"
             )

@@ -152,6 +152,20 @@ def _upright_exif(img: Image.Image) -> bytes | None:
         return None
 
 
+def picture_to_show(
+    source: ImageSource, loaded: LoadedImage, max_side: int, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Image.Image:
+    """The photo at its own size, or scaled to fit ``max_side``, for a person to look at: from the decode
+    the crop used when that is large enough, else from a JPEG decode at the smallest DCT scale that is
+    (never the whole of a huge photo)."""
+    scale = min(1.0, max_side / max(loaded.width, loaded.height))
+    size = (max(1, round(loaded.width * scale)), max(1, round(loaded.height * scale)))
+    picture = loaded.rgb
+    if picture.width < size[0] or picture.height < size[1]:
+        picture = load_image(source, min_size=size, max_pixels=max_pixels).rgb
+    return picture if picture.size == size else picture.resize(size, Image.Resampling.BILINEAR)
+
+
 def _orientation(img: Image.Image) -> int:
     try:
         return int(img.getexif().get(0x0112, 1))
