@@ -77,7 +77,7 @@ class ChannelMask(layers.Layer):
         return x * self.mask
 
 
-class CenterPrior(layers.Layer):
+class CentrePrior(layers.Layer):
     """A learned log-prior added to the logits, initialised to a centred Gaussian (centre bias)."""
 
     def build(self, input_shape):
@@ -118,7 +118,7 @@ def build_student(arch: Architecture, masks: bool = True) -> keras.Model:
     x = layers.Conv2D(widths["readout"], 1, activation="relu", name="readout")(x)
     x = unit(x, "readout")
     x = layers.Conv2D(1, 1, name="logits")(x)
-    x = CenterPrior(name="prior")(x)
+    x = CentrePrior(name="prior")(x)
     out = layers.Resizing(arch.map_size, arch.map_size, "bilinear", name="upsample")(x)
     return keras.Model(inp, out, name="edgecrop_student")
 
