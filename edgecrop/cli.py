@@ -78,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
         "--model", default="default", help=f"bundled model name or .tflite path (default: {DEFAULT_MODEL})"
     )
     model_opts.add_argument("--threads", type=int, default=None, help="interpreter threads (default: up to 4)")
+    model_opts.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="photos processed at once, each with its own interpreter (default: every core; 1: one by one)",
+    )
     model_opts.add_argument("--delegate", help="accelerator: edgetpu, armnn, or a delegate library path")
     model_opts.add_argument("--delegate-option", action="append", default=[], metavar="KEY=VALUE")
 
@@ -319,8 +325,9 @@ def _search_options(args) -> tuple[list, SearchOptions]:
 
 
 def _batch(args, handle) -> int:
-    """Run ``handle(cropper, path, loaded, result, writer)`` per input; a bad input or output is one
-    line on stderr and the batch goes on. Temporary files are removed if the batch is interrupted."""
+    """Run ``handle(cropper, path, loaded, result, writer) -> text`` for every input on --jobs threads and
+    print the texts in input order; a bad input or output is one line on stderr and the batch goes on.
+    Temporary files are removed if the batch is interrupted."""
     aspects, options = _search_options(args)
     paths, problems = expand_inputs(args.inputs)
     for message in problems:
@@ -331,17 +338,26 @@ def _batch(args, handle) -> int:
         raise OptionError("no input images")
     failed = len(problems)
     writer = OutputWriter(paths, args.out_dir, args.overwrite)
+
+    def one(cropper: Cropper, path: Path) -> tuple[str, str]:
+        loaded = cropper.load(path)
+        result = cropper.crop(loaded, aspects, options)
+        return _missing_alternatives(path, result, options), handle(cropper, path, loaded, result, writer)
+
     try:
         with _cropper(args) as cropper:
-            for path in progress(paths, desc="edgecrop"):
-                try:
-                    loaded = cropper.load(path)
-                    result = cropper.crop(loaded, aspects, options)
-                    _note_missing_alternatives(path, result, options)
-                    handle(cropper, path, loaded, result, writer)
-                except (ImageError, OutputError) as exc:
+            for outcome in progress(cropper.map(one, paths, args.jobs), desc="edgecrop", total=len(paths)):
+                if isinstance(outcome, (ImageError, OutputError)):
                     failed += 1
-                    print(f"edgecrop: error: {exc}", file=sys.stderr)
+                    print(f"edgecrop: error: {outcome}", file=sys.stderr)
+                elif isinstance(outcome, EdgecropError):
+                    raise outcome  # the model or an option: every photo would fail
+                else:
+                    notes, text = outcome
+                    if notes:
+                        print(notes, file=sys.stderr, end="")
+                    if text:
+                        print(text, flush=True)
     finally:
         writer.cleanup()
         if writer.written:
@@ -350,25 +366,25 @@ def _batch(args, handle) -> int:
     return 1 if failed else 0
 
 
-def _note_missing_alternatives(path: Path, result: CropResult, options: SearchOptions) -> None:
-    """Say why a ratio got fewer than --top-k crops, instead of leaving the reader to guess."""
-    if options.top_k == 1:
-        return
-    for aspect in dict.fromkeys(c.aspect for c in result.crops):
-        n = sum(c.aspect == aspect for c in result.crops)
-        if n < options.top_k:
-            print(
-                f"edgecrop: note: {path}: {aspect.label}: {n} of {options.top_k} crops; every other window "
-                f"overlaps a chosen one by {options.nms_iou:g} IoU or more",
-                file=sys.stderr,
-            )
+def _missing_alternatives(path: Path, result: CropResult, options: SearchOptions) -> str:
+    """Notes for stderr on why a ratio got fewer than --top-k crops."""
+    notes = ""
+    if options.top_k > 1:
+        for aspect in dict.fromkeys(c.aspect for c in result.crops):
+            n = sum(c.aspect == aspect for c in result.crops)
+            if n < options.top_k:
+                notes += (
+                    f"edgecrop: note: {path}: {aspect.label}: {n} of {options.top_k} crops; every other window "
+                    f"overlaps a chosen one by {options.nms_iou:g} IoU or more\n"
+                )
+    return notes
 
 
 def _run_crop(args) -> int:
     if args.heatmap and not args.out_dir:
         raise OptionError("--heatmap needs --out-dir")
 
-    def handle(cropper: Cropper, path: Path, loaded: LoadedImage, result: CropResult, writer: OutputWriter) -> None:
+    def handle(cropper: Cropper, path: Path, loaded: LoadedImage, result: CropResult, writer: OutputWriter) -> str:
         if args.out_dir:
             if args.heatmap:
                 shown = picture_to_show(path, loaded, HEATMAP_MAX_SIDE, cropper.options.max_pixels)
@@ -381,16 +397,17 @@ def _run_crop(args) -> int:
                 piece = full.rgb.crop((c.x, c.y, c.x + c.width, c.y + c.height))
                 writer.save(piece, path, suffix, fmt, full.icc_profile, full.exif)
         if args.json:
-            print(json.dumps({**result.as_dict(), "image": str(path)}), flush=True)
-        elif not args.out_dir:
+            return json.dumps({**result.as_dict(), "image": str(path)})
+        if not args.out_dir:
             boxes = "  ".join(f"{c.aspect.label}: {c.x},{c.y} {c.width}x{c.height}" for c in result.crops)
-            print(f"{path} ({result.width}x{result.height})  {boxes}", flush=True)
+            return f"{path} ({result.width}x{result.height})  {boxes}"
+        return ""
 
     return _batch(args, handle)
 
 
 def _run_saliency(args) -> int:
-    def handle(cropper: Cropper, path: Path, loaded: LoadedImage, result: CropResult, writer: OutputWriter) -> None:
+    def handle(cropper: Cropper, path: Path, loaded: LoadedImage, result: CropResult, writer: OutputWriter) -> str:
         if args.format == "npy":
             writer.save_npy(result.saliency.astype(np.float32), path)
         else:
@@ -398,6 +415,7 @@ def _run_saliency(args) -> int:
             writer.save(
                 overlay(shown, result.saliency, result.crops, (result.width, result.height)), path, "heatmap", "PNG"
             )
+        return ""
 
     return _batch(args, handle)
 

@@ -10,15 +10,19 @@ The pipeline, one stage a step (each timed):
 
 from __future__ import annotations
 
+import collections
+import itertools
 import os
+import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Union
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar, Union
 
 import numpy as np
 
-from .errors import OptionError
+from .errors import EdgecropError, OptionError
 from .geometry import AspectRatio
 from .images import DEFAULT_MAX_PIXELS, ImageSource, LoadedImage, load_image
 from .model import ModelSource, SaliencyModel
@@ -28,6 +32,8 @@ from .search import Crop, SearchOptions, find_crops, parse_aspects
 
 DEFAULT_ASPECTS = ("16:9", "1:1", "4:5", "9:16")
 MAX_THREADS = 256
+T = TypeVar("T")
+R = TypeVar("R")
 Aspects = Union[str, float, AspectRatio, Sequence[Union[str, float, AspectRatio]]]
 
 
@@ -132,6 +138,63 @@ class Cropper:
         timings["total"] = time.perf_counter() - t0
         return CropResult(loaded.name, loaded.width, loaded.height, crops, saliency, timings)
 
+    def crop_many(
+        self,
+        images: Iterable[ImageSource],
+        aspect_ratios: Aspects = DEFAULT_ASPECTS,
+        options: SearchOptions | None = None,
+        jobs: int | None = None,
+    ) -> Iterator[CropResult | EdgecropError]:
+        """Crop a batch on ``jobs`` threads (default: every core): results in input order, a photo
+        that fails gives its error in its place, and at most two photos per thread are in flight."""
+        return self.map(lambda cropper, image: cropper.crop(image, aspect_ratios, options), images, jobs)
+
+    def map(
+        self, fn: Callable[[Cropper, T], R], items: Iterable[T], jobs: int | None = None
+    ) -> Iterator[R | EdgecropError]:
+        """``fn(cropper, item)`` for every item, on ``jobs`` threads, in input order; an EdgecropError raised
+        for an item is yielded in its place. Each thread has its own interpreter (one thread each), so
+        inference runs in parallel as decoding does (Pillow and LiteRT release the GIL); with a delegate
+        the threads share this Cropper's accelerator."""
+        jobs = jobs or os.cpu_count() or 1
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_THREADS:
+            raise OptionError(f"jobs must be an integer from 1 to {MAX_THREADS}, not {jobs!r}")
+        if jobs == 1:
+            return (_guarded(fn, self, item) for item in items)
+        return self._map_threads(fn, items, jobs)
+
+    def _map_threads(self, fn, items, jobs: int):
+        local = threading.local()
+        workers: list[Cropper] = []
+        lock = threading.Lock()
+
+        def worker() -> Cropper:
+            if self.options.delegate:
+                return self
+            if not hasattr(local, "cropper"):
+                local.cropper = Cropper(replace(self.options, model=self.model.data, num_threads=1))
+                with lock:
+                    workers.append(local.cropper)
+            return local.cropper
+
+        def job(item):
+            return _guarded(fn, worker(), item)
+
+        pending: collections.deque = collections.deque()
+        iterator = iter(items)
+        try:
+            with ThreadPoolExecutor(jobs) as pool:
+                pending.extend(pool.submit(job, item) for item in itertools.islice(iterator, 2 * jobs))
+                while pending:
+                    result = pending.popleft().result()
+                    pending.extend(pool.submit(job, item) for item in itertools.islice(iterator, 1))
+                    yield result
+        finally:
+            for f in pending:
+                f.cancel()
+            for c in workers:
+                c.close()
+
     def _loaded(self, image: ImageSource | LoadedImage) -> LoadedImage:
         return image if isinstance(image, LoadedImage) else self.load(image)
 
@@ -159,6 +222,13 @@ class Cropper:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _guarded(fn, cropper: Cropper, item):
+    try:
+        return fn(cropper, item)
+    except EdgecropError as exc:
+        return exc
 
 
 def crop(

@@ -86,6 +86,7 @@ class SaliencyModel:
         name: str | None = None,
     ):
         data, name = _read_model(model, name)
+        self.data = data  # the model's bytes: workers of a batch each load their own interpreter from them
         verify_model(data, name)  # before the runtime sees a byte of it: a crafted file must not crash us
         card = read_card(data, name)
         delegates = [load_delegate(delegate, delegate_options)] if delegate else None
@@ -138,6 +139,9 @@ class SaliencyModel:
         self.close()
 
 
+_STDERR_LOCK = threading.Lock()  # file descriptor 2 is one per process: one redirection at a time
+
+
 @contextlib.contextmanager
 def runtime_info_filtered() -> Iterator[None]:
     """The TFLite runtime writes 'INFO: Created TensorFlow Lite XNNPACK delegate for CPU.' straight to
@@ -147,6 +151,12 @@ def runtime_info_filtered() -> Iterator[None]:
     except (AttributeError, OSError, ValueError):  # no real stderr (a notebook, a service)
         yield
         return
+    with _STDERR_LOCK, _redirected(fd):
+        yield
+
+
+@contextlib.contextmanager
+def _redirected(fd: int) -> Iterator[None]:
     sys.stderr.flush()
     saved = os.dup(fd)
     with tempfile.TemporaryFile() as capture:

@@ -38,8 +38,17 @@ class OutputWriter:
         self.out_dir = out_dir
         self.overwrite = overwrite
         self.written: list[Path] = []
-        self._taken: set[Path] = set()
         self._pending: set[str] = set()
+        # each input's stem, fixed in input order: two inputs named x.png write x_* and x-1_*, whichever
+        # thread of a batch gets to them first
+        self._stems: dict[Path, str] = {}
+        used: set[str] = set()
+        for p in inputs:
+            stem, n = p.stem, 1
+            while stem in used:
+                stem, n = f"{p.stem}-{n}", n + 1
+            used.add(stem)
+            self._stems.setdefault(p.resolve(), stem)
         self._mode = 0o666 & ~current_umask()
         if out_dir is not None:
             if out_dir.exists() and not out_dir.is_dir():
@@ -52,17 +61,12 @@ class OutputWriter:
     def target(self, source: Path, suffix: str, ext: str) -> Path:
         if self.out_dir is None:
             raise OutputError("no output folder (--out-dir)")
-        stem = f"{source.stem}_{suffix}" if suffix else source.stem
-        dest = self.out_dir / f"{stem}{ext}"
-        n = 1
-        while dest.resolve() in self._taken:  # two inputs with the same name in one batch
-            dest = self.out_dir / f"{stem}-{n}{ext}"
-            n += 1
+        stem = self._stems.get(source.resolve(), source.stem)
+        dest = self.out_dir / (f"{stem}_{suffix}{ext}" if suffix else f"{stem}{ext}")
         if dest.resolve() in self.inputs:
             raise OutputError(f"{dest}: refusing to overwrite an input")
         if dest.exists() and not self.overwrite:
             raise OutputError(f"{dest}: already exists (use --overwrite to replace it)")
-        self._taken.add(dest.resolve())
         return dest
 
     def save(

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
 
 
-def progress(items: Sequence[T], desc: str = "", stream=None) -> Iterator[T]:
+def progress(items: Iterable[T], desc: str = "", stream=None, total: int | None = None) -> Iterator[T]:
+    """``items`` with a bar drawn as each is taken (``total``: their number, for an iterator)."""
     stream = stream or sys.stderr
-    show = len(items) > 1 and getattr(stream, "isatty", lambda: False)()
+    count = total if total is not None else len(items) if isinstance(items, Sequence) else 0
+    show = count > 1 and getattr(stream, "isatty", lambda: False)()
     start = time.monotonic()
-    for i, item in enumerate(items):
+    done = 0
+    for item in items:
         if show:
-            _draw(stream, desc, i, len(items), start)
+            _draw(stream, desc, done, count, start)
         yield item
+        done += 1
     if show:
-        _draw(stream, desc, len(items), len(items), start)
+        _draw(stream, desc, done, count, start)
         stream.write("\n")
 
 

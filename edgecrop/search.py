@@ -61,48 +61,38 @@ def _jit(fn):
     return numba.njit(fn)
 
 
-@_jit
 def summed_area(m: np.ndarray) -> np.ndarray:
     """(h+1) x (w+1) table: sat[i, j] = sum of m[:i, :j]."""
-    h, w = m.shape
-    sat = np.zeros((h + 1, w + 1))
-    for i in range(h):
-        row = 0.0
-        for j in range(w):
-            row += m[i, j]
-            sat[i + 1, j + 1] = sat[i, j + 1] + row
+    sat = np.zeros((m.shape[0] + 1, m.shape[1] + 1))
+    np.cumsum(np.cumsum(m, axis=0, dtype=np.float64), axis=1, out=sat[1:, 1:])
     return sat
 
 
-@_jit
-def _integral(sat: np.ndarray, u: float, v: float) -> float:
+def window_mass(sat: np.ndarray, width: int, height: int, x: int, y: int, cw: int, ch: int) -> float:
+    """Saliency mass of the pixel window (x, y, cw, ch) in a width x height image (as the kernel computes it)."""
+    sx, sy = (sat.shape[1] - 1) / width, (sat.shape[0] - 1) / height
+    u0, u1, v0, v1 = x * sx, (x + cw) * sx, y * sy, (y + ch) * sy
+    return _integral(sat, u1, v1) - _integral(sat, u0, v1) - _integral(sat, u1, v0) + _integral(sat, u0, v0)
+
+
+def _integral(sat, u: float, v: float) -> float:
     """Mass of [0, u] x [0, v] in cell units (bilinear in the table: exact for constant cells)."""
-    h = sat.shape[0] - 1
-    w = sat.shape[1] - 1
-    j = min(int(u), w - 1)
-    i = min(int(v), h - 1)
-    fu = u - j
-    fv = v - i
+    h, w = sat.shape[0] - 1, sat.shape[1] - 1
+    j, i = min(int(u), w - 1), min(int(v), h - 1)
+    fu, fv = u - j, v - i
     top = sat[i, j] * (1 - fu) + sat[i, j + 1] * fu
     bottom = sat[i + 1, j] * (1 - fu) + sat[i + 1, j + 1] * fu
     return top * (1 - fv) + bottom * fv
 
 
-@_jit
-def window_mass(sat: np.ndarray, width: int, height: int, x: int, y: int, cw: int, ch: int) -> float:
-    """Saliency mass of the pixel window (x, y, cw, ch) in a width x height image."""
-    sx = (sat.shape[1] - 1) / width
-    sy = (sat.shape[0] - 1) / height
-    u0, u1 = x * sx, (x + cw) * sx
-    v0, v1 = y * sy, (y + ch) * sy
-    return _integral(sat, u1, v1) - _integral(sat, u0, v1) - _integral(sat, u1, v0) + _integral(sat, u0, v0)
+_jit_integral = numba.njit(inline="always")(_integral)
 
 
-@_jit
-def candidates(length: int, size: int, cells: int) -> np.ndarray:
-    """Integer window starts that contain the best one: next to breaks, ends and centre."""
+@numba.njit(inline="always")
+def _candidates(length, size, cells, out):
+    """Integer window starts that contain the best one (next to cell breaks, the ends, the centre),
+    sorted and unique, written into ``out``; returns how many."""
     top = length - size
-    out = np.empty(4 * (cells + 1) + 4, dtype=np.int64)
     n = 0
     for k in range(cells + 1):
         b = k * length / cells
@@ -114,47 +104,129 @@ def candidates(length: int, size: int, cells: int) -> np.ndarray:
     out[n + 1] = top
     out[n + 2] = top // 2
     out[n + 3] = (top + 1) // 2
-    return np.unique(out[: n + 4])
+    n += 4
+    out[:n].sort()
+    m = 0
+    for k in range(n):
+        if k == 0 or out[k] != out[m - 1]:
+            out[m] = out[k]
+            m += 1
+    return m
+
+
+@numba.njit(inline="always")
+def _before(a_score, a_y, a_x, a_w, a_h, b_score, b_y, b_x, b_w, b_h):
+    """The order of the alternatives: higher score, then smaller y, x, width, height."""
+    if a_score != b_score:
+        return a_score > b_score
+    if a_y != b_y:
+        return a_y < b_y
+    if a_x != b_x:
+        return a_x < b_x
+    if a_w != b_w:
+        return a_w < b_w
+    return a_h < b_h
+
+
+@numba.njit(inline="always")
+def _iou(ax, ay, aw, ah, bx, by, bw, bh):
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    return inter / (aw * ah + bw * bh - inter)
 
 
 @_jit
-def score_grid(sat: np.ndarray, width: int, height: int, cw: int, ch: int, area_cost: float):
-    """Candidate starts and the score of each (x, y) pair: (xs, ys, scores[len(ys), len(xs)])."""
-    xs = candidates(width, cw, sat.shape[1] - 1)
-    ys = candidates(height, ch, sat.shape[0] - 1)
-    penalty = area_cost * (cw * ch) / (width * height)
-    scores = np.empty((ys.size, xs.size))
-    for a in range(ys.size):
-        for b in range(xs.size):
-            scores[a, b] = window_mass(sat, width, height, xs[b], ys[a], cw, ch) - penalty
-    return xs, ys, scores
-
-
-@_jit
-def _better(score, dist, y, x, best_score, best_dist, best_y, best_x) -> bool:
-    if score > best_score + TIE_TOLERANCE:
-        return True
-    if score < best_score - TIE_TOLERANCE:
-        return False
-    if dist != best_dist:
-        return dist < best_dist
-    if y != best_y:
-        return y < best_y
-    return x < best_x
-
-
-@_jit
-def best_window(sat: np.ndarray, width: int, height: int, cw: int, ch: int, area_cost: float):
-    """(x, y, score) of the best position of a cw x ch window, ties broken as documented."""
-    xs, ys, scores = score_grid(sat, width, height, cw, ch, area_cost)
-    best = (-np.inf, 0, 0, 0)
-    for a in range(ys.size):
-        for b in range(xs.size):
-            y, x = ys[a], xs[b]
-            dist = (2 * x + cw - width) ** 2 + (2 * y + ch - height) ** 2
-            if _better(scores[a, b], dist, y, x, best[0], best[1], best[2], best[3]):
-                best = (scores[a, b], dist, y, x)
-    return best[3], best[2], best[0]
+def search_kernel(sat, width, height, sizes, area_cost, top_k, nms_iou):
+    """The whole search for one ratio: every window size in ``sizes`` (rows of cw, ch), every candidate
+    position; the best window by the documented tie rules, then up to top_k - 1 alternatives, each the
+    best-ordered window whose IoU with every chosen one is below nms_iou. Rows of (x, y, cw, ch, score)."""
+    cells_h, cells_w = sat.shape[0] - 1, sat.shape[1] - 1
+    sx, sy = cells_w / width, cells_h / height
+    xs = np.empty(4 * (cells_w + 1) + 4, np.int64)
+    ys = np.empty(4 * (cells_h + 1) + 4, np.int64)
+    total = 0
+    for k in range(sizes.shape[0]):
+        nx = _candidates(width, sizes[k, 0], cells_w, xs)
+        ny = _candidates(height, sizes[k, 1], cells_h, ys)
+        total += nx * ny
+    pool = np.empty((total, 5))  # x, y, cw, ch, score of every window scored
+    n = 0
+    best = -1
+    for k in range(sizes.shape[0]):
+        cw, ch = sizes[k, 0], sizes[k, 1]
+        nx = _candidates(width, cw, cells_w, xs)
+        ny = _candidates(height, ch, cells_h, ys)
+        penalty = area_cost * (cw * ch) / (width * height)
+        scale_best, scale_dist = -1, 0
+        for a in range(ny):
+            y = ys[a]
+            v0, v1 = y * sy, (y + ch) * sy
+            for b in range(nx):
+                x = xs[b]
+                u0, u1 = x * sx, (x + cw) * sx
+                mass = (
+                    _jit_integral(sat, u1, v1)
+                    - _jit_integral(sat, u0, v1)
+                    - _jit_integral(sat, u1, v0)
+                    + _jit_integral(sat, u0, v0)
+                )
+                score = mass - penalty
+                pool[n, 0], pool[n, 1], pool[n, 2], pool[n, 3], pool[n, 4] = x, y, cw, ch, score
+                dist = (2 * x + cw - width) ** 2 + (2 * y + ch - height) ** 2
+                if scale_best < 0:
+                    better = True
+                elif score > pool[scale_best, 4] + TIE_TOLERANCE:
+                    better = True
+                elif score < pool[scale_best, 4] - TIE_TOLERANCE:
+                    better = False
+                elif dist != scale_dist:
+                    better = dist < scale_dist
+                elif y != pool[scale_best, 1]:
+                    better = y < pool[scale_best, 1]
+                else:
+                    better = x < pool[scale_best, 0]
+                if better:
+                    scale_best, scale_dist = n, dist
+                n += 1
+        # a smaller window replaces a larger one only when clearly better
+        if best < 0 or pool[scale_best, 4] > pool[best, 4] + TIE_TOLERANCE:
+            best = scale_best
+    out = np.empty((top_k, 5))
+    out[0] = pool[best]
+    found = 1
+    while found < top_k:
+        pick = -1
+        for i in range(n):
+            ok = True
+            for c in range(found):
+                if (
+                    _iou(pool[i, 0], pool[i, 1], pool[i, 2], pool[i, 3], out[c, 0], out[c, 1], out[c, 2], out[c, 3])
+                    >= nms_iou
+                ):
+                    ok = False
+                    break
+            if ok and (
+                pick < 0
+                or _before(
+                    pool[i, 4],
+                    pool[i, 1],
+                    pool[i, 0],
+                    pool[i, 2],
+                    pool[i, 3],
+                    pool[pick, 4],
+                    pool[pick, 1],
+                    pool[pick, 0],
+                    pool[pick, 2],
+                    pool[pick, 3],
+                )
+            ):
+                pick = i
+        if pick < 0:
+            break
+        out[found] = pool[pick]
+        found += 1
+    return out[:found]
 
 
 class Policy(str, Enum):
@@ -350,31 +422,9 @@ def search(
 ) -> list[Scored]:
     """Best windows of one aspect ratio: top-k by score, with non-maximum suppression."""
     scales = [1.0] if min_scale >= 1.0 else list(np.linspace(1.0, min_scale, max(2, scale_steps)))
-    best: Scored | None = None
-    for s in scales:
-        cw, ch = largest_window(width, height, ratio, s)
-        x, y, score = best_window(sat, width, height, cw, ch, area_cost)
-        if best is None or score > best.score + TIE_TOLERANCE:
-            best = Scored(Box(int(x), int(y), cw, ch), float(score))
-    assert best is not None
-    chosen = [best]
-    if top_k == 1:
-        return chosen
-    pool = []
-    for s in scales:
-        cw, ch = largest_window(width, height, ratio, s)
-        xs, ys, scores = score_grid(sat, width, height, cw, ch, area_cost)
-        for a, y in enumerate(ys):
-            for b, x in enumerate(xs):
-                pool.append((-scores[a, b], int(y), int(x), cw, ch))
-    pool.sort()
-    for neg_score, y, x, cw, ch in pool:
-        box = Box(x, y, cw, ch)
-        if all(box.iou(c.box) < nms_iou for c in chosen):
-            chosen.append(Scored(box, float(-neg_score)))
-            if len(chosen) == top_k:
-                break
-    return chosen
+    sizes = np.array([largest_window(width, height, ratio, s) for s in scales], dtype=np.int64)
+    rows = search_kernel(sat, width, height, sizes, float(area_cost), int(top_k), float(nms_iou))
+    return [Scored(Box(int(x), int(y), int(w), int(h)), float(score)) for x, y, w, h, score in rows]
 
 
 def most_salient_point(saliency: np.ndarray, width: int, height: int) -> tuple[float, float]:

@@ -73,7 +73,7 @@ def test_same_names_in_one_batch_kept_apart(tmp_path, photo):
         Image.open(photo).save(d / "x.png")
     out = tmp_path / "out"
     assert main(["crop", str(a), str(b), "--out-dir", str(out), "--aspect", "1:1"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["x_1x1-1.png", "x_1x1.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["x-1_1x1.png", "x_1x1.png"]
 
 
 def test_saliency_npy_and_png(sample_path, tmp_path):

@@ -272,7 +272,7 @@ def test_interrupted_batch_cleans_up(tmp_path, sig, code, message):
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code
-    assert err.splitlines()[0] == f"edgecrop: {message}" and "Traceback" not in err
+    assert err.splitlines()[-1] == f"edgecrop: {message}" and "Traceback" not in err
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no hidden temporary files
 
 
