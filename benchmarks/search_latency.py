@@ -1,4 +1,4 @@
-"""Crop-search latency: all four ratios on a 64x64-class map (target: under 100 us after warm-up).
+"""Crop-search latency: all four ratios on 64x64-class maps, for every option set (warm medians).
 
     python -m benchmarks.search_latency
 
@@ -14,28 +14,38 @@ import time
 
 import numpy as np
 
-from edgecrop.cropper import DEFAULT_ASPECTS, SearchOptions, find_crops
-from edgecrop.geometry import AspectRatio
+from edgecrop import Boost, SearchOptions, find_crops
+from edgecrop.cropper import DEFAULT_ASPECTS
+from edgecrop.search import parse_aspects
 
-RATIOS = [(a, AspectRatio.parse(a).value) for a in DEFAULT_ASPECTS]
+RATIOS = parse_aspects(DEFAULT_ASPECTS)
+OPTION_SETS = {
+    "largest window, top-1 (default)": SearchOptions(),
+    "top-3": SearchOptions(top_k=3),
+    "4 scales, area cost 0.5": SearchOptions(min_scale=0.6, scale_steps=4, area_cost=0.5),
+    "top-3, 4 scales, area cost 0.5 (README)": SearchOptions(top_k=3, min_scale=0.6, scale_steps=4, area_cost=0.5),
+    "focus point": SearchOptions(boosts=[Boost(3000, 600, weight=2.0)]),
+    "twitter": SearchOptions(policy="twitter"),
+}
 
 
 def first_call_seconds() -> float:
     code = (
         "import time, numpy as np; t = time.perf_counter();"
-        "from edgecrop.cropper import find_crops, SearchOptions;"
-        f"find_crops(np.ones((48, 64), np.float32) / 3072, 4000, 3000, {RATIOS!r}, SearchOptions());"
+        "from edgecrop import find_crops, SearchOptions, AspectRatio;"
+        "find_crops(np.ones((48, 64), np.float32) / 3072, 4000, 3000, [AspectRatio(16, 9)], SearchOptions());"
         "print(time.perf_counter() - t)"
     )
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
-def warm_micros(shape: tuple[int, int], width: int, height: int, repeats: int = 2000) -> tuple[float, float]:
+def warm_micros(
+    shape: tuple[int, int], width: int, height: int, opts: SearchOptions, repeats: int = 300
+) -> tuple[float, float]:
     rng = np.random.default_rng(0)
     m = rng.random(shape).astype(np.float32)
     m /= m.sum()
-    opts = SearchOptions()
-    for _ in range(50):
+    for _ in range(20):
         find_crops(m, width, height, RATIOS, opts)
     times = []
     for _ in range(repeats):
@@ -46,12 +56,15 @@ def warm_micros(shape: tuple[int, int], width: int, height: int, repeats: int = 
 
 
 def main() -> None:
-    print("crop search, 4 ratios (16:9, 1:1, 4:5, 9:16), largest window, top-1")
+    print("crop search, 4 ratios (16:9, 1:1, 4:5, 9:16)")
     print(f"  first call in a fresh process (import + Numba cache load or compile): {first_call_seconds():.3f} s")
     print(f"  second fresh process (Numba on-disk cache warm): {first_call_seconds():.3f} s")
-    for shape, size in [((48, 64), (4000, 3000)), ((64, 64), (1000, 1000)), ((64, 36), (1920, 1080))]:
-        med, p90 = warm_micros(shape, *size)
-        print(f"  map {shape[1]}x{shape[0]} for a {size[0]}x{size[1]} photo: median {med:.1f} us, p90 {p90:.1f} us")
+    for name, opts in OPTION_SETS.items():
+        for shape, size in [((48, 64), (4000, 3000)), ((64, 64), (1000, 1000)), ((36, 64), (1920, 1080))]:
+            med, p90 = warm_micros(shape, *size, opts)
+            print(
+                f"  {name}; map {shape[1]}x{shape[0]}, {size[0]}x{size[1]} photo: median {med:.0f} us, p90 {p90:.0f} us"
+            )
     print("rerun: python -m benchmarks.search_latency")
 
 

@@ -156,7 +156,7 @@ class Cropper:
         for an item is yielded in its place. Each thread has its own interpreter (one thread each), so
         inference runs in parallel as decoding does (Pillow and LiteRT release the GIL); with a delegate
         the threads share this Cropper's accelerator."""
-        jobs = jobs or os.cpu_count() or 1
+        jobs = (os.cpu_count() or 1) if jobs is None else jobs
         if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_THREADS:
             raise OptionError(f"jobs must be an integer from 1 to {MAX_THREADS}, not {jobs!r}")
         if jobs == 1:

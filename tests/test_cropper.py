@@ -5,7 +5,18 @@ import threading
 import numpy as np
 import pytest
 
-from edgecrop import Boost, Cropper, CropperOptions, ModelError, OutputKind, Resize, SearchOptions, crop
+from edgecrop import (
+    Boost,
+    Cropper,
+    CropperOptions,
+    ImageError,
+    ModelError,
+    OptionError,
+    OutputKind,
+    Resize,
+    SearchOptions,
+    crop,
+)
 from edgecrop.backend import DelegateError, get_backend
 from edgecrop.geometry import largest_window
 from edgecrop.model import SaliencyModel
@@ -144,3 +155,25 @@ def test_models_of_each_dtype(tiny_models, kind, sample_path):
     base = np.load(tiny_models["keras_map"])  # the Keras model's map, computed without TFLite
     assert sal.shape == base.shape
     assert np.corrcoef(sal.ravel(), base.ravel())[0, 1] > (0.999 if kind == "float32" else 0.9)
+
+
+def test_crop_many_keeps_order_and_puts_errors_in_place(sample_path, photo, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not a photo")
+    inputs = [sample_path, broken, photo, sample_path, photo]
+    with Cropper() as c:
+        one_by_one = list(c.crop_many(inputs, ["1:1"], jobs=1))
+        threaded = list(c.crop_many(inputs, ["1:1"], jobs=3))
+    assert isinstance(threaded[1], ImageError) and "broken.jpg" in str(threaded[1])
+    for a, b in zip(one_by_one, threaded):
+        if isinstance(a, ImageError):
+            assert type(b) is type(a)
+            continue
+        assert a.image == b.image and [x.box for x in a.crops] == [y.box for y in b.crops]
+        np.testing.assert_array_equal(a.saliency, b.saliency)  # each thread's own interpreter, same map
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 10**6, 1.5, True])
+def test_crop_many_refuses_bad_jobs(jobs, sample_path):
+    with Cropper() as c, pytest.raises(OptionError):
+        list(c.crop_many([sample_path], jobs=jobs))

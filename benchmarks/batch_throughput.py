@@ -1,0 +1,107 @@
+"""Batch throughput: photos per second with --jobs 1 against threads and processes on every core.
+
+    python -m benchmarks.batch_throughput [--photos 24] [--repeats 3]
+
+Inputs are made from the sample photo (12 MP JPEGs and 800x600 JPEGs). Each way is timed over the same
+photos, warm (the model loaded, Numba compiled), best of --repeats; the speedups are ratios within the run.
+Threads: Cropper.crop_many (each thread its own interpreter; Pillow's decode and LiteRT's invoke release
+the GIL). Processes: a multiprocessing pool, each process with its own Cropper.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from edgecrop import Cropper, CropperOptions
+from edgecrop.bench import machine, sample_photo
+
+SIZES = {"12 MP JPEG": (4000, 3000), "800x600 JPEG": (800, 600)}
+_worker: Cropper | None = None
+
+
+def _init() -> None:
+    global _worker
+    _worker = Cropper(CropperOptions(num_threads=1))
+
+
+def _crop(path: str) -> int:
+    assert _worker is not None
+    return len(_worker.crop(path).crops)
+
+
+def make(folder: Path, size: tuple[int, int], n: int) -> list[Path]:
+    with Image.open(sample_photo()) as im:
+        src = im.convert("RGB").resize(size, Image.Resampling.BICUBIC)
+    paths = []
+    for k in range(n):  # distinct files, so no cache helps
+        path = folder / f"{size[0]}_{k}.jpg"
+        src.rotate(k % 4 * 0.5).save(path, quality=90 - k % 5)
+        paths.append(path)
+    return paths
+
+
+def best_of(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def run(photos: int, repeats: int) -> list[dict]:
+    jobs = os.cpu_count() or 1
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, Cropper(CropperOptions(num_threads=1)) as cropper:
+        pool = mp.get_context("spawn").Pool(jobs, _init)
+        try:
+            pool.map(_crop, [str(sample_photo())] * jobs)  # warm every process
+            for label, size in SIZES.items():
+                paths = make(Path(tmp), size, photos)
+                list(cropper.crop_many(paths[:2], jobs=jobs))  # warm the threads' interpreters
+                one = best_of(lambda: list(cropper.crop_many(paths, jobs=1)), repeats)
+                threads = best_of(lambda: list(cropper.crop_many(paths, jobs=jobs)), repeats)
+                procs = best_of(lambda: pool.map(_crop, [str(p) for p in paths]), repeats)
+                rows.append(
+                    {
+                        "input": label,
+                        "photos": photos,
+                        "jobs": jobs,
+                        "per_s_jobs1": photos / one,
+                        "per_s_threads": photos / threads,
+                        "per_s_processes": photos / procs,
+                        "threads_speedup": one / threads,
+                        "processes_speedup": one / procs,
+                    }
+                )
+        finally:
+            pool.close()
+            pool.join()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--photos", type=int, default=24)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args(argv)
+    m = machine()
+    print(f"{m['cpu']}, {m['cores']} cores; python -m benchmarks.batch_throughput --photos {args.photos}")
+    print("| input | jobs | --jobs 1 (photos/s) | threads | processes | threads / jobs 1 | processes / jobs 1 |")
+    print("|---|---|---|---|---|---|---|")
+    for r in run(args.photos, args.repeats):
+        print(
+            f"| {r['input']} | {r['jobs']} | {r['per_s_jobs1']:.1f} | {r['per_s_threads']:.1f} "
+            f"| {r['per_s_processes']:.1f} | {r['threads_speedup']:.2f}x | {r['processes_speedup']:.2f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()
