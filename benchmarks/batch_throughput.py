@@ -66,9 +66,9 @@ def run(photos: int, repeats: int) -> list[dict]:
             for label, size in SIZES.items():
                 paths = make(Path(tmp), size, photos)
                 list(cropper.crop_many(paths[:2], jobs=jobs))  # warm the threads' interpreters
-                one = best_of(lambda: list(cropper.crop_many(paths, jobs=1)), repeats)
-                threads = best_of(lambda: list(cropper.crop_many(paths, jobs=jobs)), repeats)
-                procs = best_of(lambda: pool.map(_crop, [str(p) for p in paths]), repeats)
+                one = best_of(lambda paths=paths: list(cropper.crop_many(paths, jobs=1)), repeats)
+                threads = best_of(lambda paths=paths: list(cropper.crop_many(paths, jobs=jobs)), repeats)
+                procs = best_of(lambda paths=paths: pool.map(_crop, [str(p) for p in paths]), repeats)
                 rows.append(
                     {
                         "input": label,
