@@ -15,7 +15,6 @@ row). curve.png plots the trade-off from the large start down to the budget.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import logging
@@ -26,7 +25,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import paths
 from .data import Sample
 from .recipe import Recipe
 from .student import Architecture, active_widths, build_student, flops, mask_layers
@@ -34,12 +32,9 @@ from .train import (
     Batches,
     _load_npz,
     _save_npz,
-    common_args,
     evaluate_loss,
-    load_training_data,
     per_example_losses,
-    recipe_from_args,
-    setup_logging,
+    stage_main,
     train,
     train_and_val,
 )
@@ -281,13 +276,7 @@ def run_pruning(recipe: Recipe, run: Path, data: dict[str, list[Sample]]):
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    common_args(ap)
-    args = ap.parse_args(argv)
-    recipe = recipe_from_args(args)
-    setup_logging(args.run)
-    data = load_training_data(paths.shared_dir(args.shared), paths.cache_dir(args.cache), recipe.limit)
-    run_pruning(recipe, args.run, data)
+    stage_main(argv, __doc__, run_pruning)
 
 
 if __name__ == "__main__":

@@ -247,27 +247,26 @@ def run_training(
     return model, arch
 
 
-def recipe_from_args(args: argparse.Namespace) -> Recipe:
-    recipe = Recipe.from_json(Path(args.recipe).read_text()) if args.recipe else SHIPPED
-    return recipe.smoke() if args.smoke else recipe
-
-
-def common_args(ap: argparse.ArgumentParser) -> None:
+def stage_main(argv: list[str] | None, doc: str | None, stage) -> None:
+    """The command line of a training stage: a run folder and a recipe (the shipped one, a JSON file, or
+    either cut down by --smoke); the stage is then ``stage(recipe, run, data)``."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True, type=Path, help="run folder (created, or resumed)")
     ap.add_argument("--shared")
     ap.add_argument("--cache")
     ap.add_argument("--recipe", help="a recipe JSON file (default: the shipped recipe, converters.recipe)")
     ap.add_argument("--smoke", action="store_true", help="the recipe cut down to seconds")
+    args = ap.parse_args(argv)
+    recipe = Recipe.from_json(Path(args.recipe).read_text()) if args.recipe else SHIPPED
+    recipe = recipe.smoke() if args.smoke else recipe
+    setup_logging(args.run)
+    stage(
+        recipe, args.run, load_training_data(paths.shared_dir(args.shared), paths.cache_dir(args.cache), recipe.limit)
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    common_args(ap)
-    args = ap.parse_args(argv)
-    recipe = recipe_from_args(args)
-    setup_logging(args.run)
-    data = load_training_data(paths.shared_dir(args.shared), paths.cache_dir(args.cache), recipe.limit)
-    run_training(recipe, args.run, data)
+    stage_main(argv, __doc__, run_training)
 
 
 if __name__ == "__main__":
