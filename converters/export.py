@@ -119,7 +119,7 @@ def model_card(arch: Architecture, parameters: int, kind: str, extra: dict) -> M
         quantization=kind,
         training_data=TRAINING_DATA,
         training=extra.get("training", {}),
-        metrics=extra.get("metrics", {}).get(kind, extra.get("metrics", {})),
+        metrics=extra.get("metrics", {}),
         limits=(
             "Trained on free-viewing fixations (OSIE: 15 observers per photo, EyeCrowd: 16) and a teacher "
             "trained on SALICON; saliency models favour faces, text and high contrast, and have been shown to "
@@ -179,9 +179,9 @@ def write_models(exported: Exported, out: Path, extra: dict) -> None:
         log.info("wrote %s (%d bytes)", out / f"edgecrop_{kind}.tflite", len(blob))
 
 
-def update_cards(out: Path, **changes) -> None:
-    """Replace fields of every exported model's embedded card and its Markdown copy."""
-    for kind in KINDS:
+def update_cards(out: Path, kinds: tuple[str, ...] = KINDS, **changes) -> None:
+    """Replace fields of the exported models' embedded cards and their Markdown copies."""
+    for kind in kinds:
         path = out / f"edgecrop_{kind}.tflite"
         data = path.read_bytes()
         card = replace(read_card(data, path.name), **changes)

@@ -78,8 +78,7 @@ def run_pipeline(work: Path, shared: Path, out: Path, recipe: Recipe, cache: Pat
     }
     export.write_models(candidates[winner], out, extra)
     report = evaluate.evaluate_model((out / "edgecrop_int8.tflite").read_bytes(), sets, with_teacher=shared)
-    metrics = evaluate.card_metrics(report)
-    export.update_cards(out, metrics=metrics, training={**extra["training"], "calibration": fitted})
+    publish_metrics(out, report, {**extra["training"], "calibration": fitted})
     (work / "evaluation.json").write_text(json.dumps(report, indent=1))
     curve = work / "large" / "curve.csv"
     if curve.exists() and not recipe.limit:
@@ -88,6 +87,14 @@ def run_pipeline(work: Path, shared: Path, out: Path, recipe: Recipe, cache: Pat
         (out / "edgecrop_evaluation.json").write_text(json.dumps(report, indent=1))
     print(evaluate.format_report(report))
     return report
+
+
+def publish_metrics(out: Path, report: dict, training: dict) -> None:
+    """The evaluation goes into the card of the model it measured (int8, the default); the float cards
+    say where it is, and carry their own conversion check (int8 vs float32 map CC)."""
+    export.update_cards(out, ("int8",), metrics=evaluate.card_metrics(report), training=training)
+    pointer = {"note": "measured on edgecrop_int8, the model this one was exported beside (see checks)"}
+    export.update_cards(out, ("float16", "float32"), metrics=pointer, training=training)
 
 
 def main(argv: list[str] | None = None) -> dict:
