@@ -134,7 +134,7 @@ def layout_cases() -> list[dict]:
             place = layout(w, h, s)
             out.append(
                 {
-                    "spec": [s.height, s.width, s.map_height, s.map_width, s.resize == "letterbox"],
+                    "spec": [s.height, s.width, s.map_height, s.map_width, s.resize.value],
                     "image": [w, h],
                     "content": list(place.content),
                     "cells": list(place.cells),

@@ -12,19 +12,21 @@ public final class Preprocess {
     /** Shape contract between a model and the pipeline (edgecrop.preprocess.InputSpec). */
     public static final class InputSpec {
         public final int height, width, mapHeight, mapWidth;
-        public final boolean letterbox;
+        public final String resize; // "letterbox" or "stretch", as edgecrop.preprocess.Resize
 
         /** The spec of a model: its tensors' sizes and its card's resize mode. */
         public static InputSpec of(ModelCard card, int height, int width, int mapHeight, int mapWidth) {
-            return new InputSpec(height, width, mapHeight, mapWidth, card.input.resize.equals("letterbox"));
+            return new InputSpec(height, width, mapHeight, mapWidth, card.input.resize);
         }
 
-        public InputSpec(int height, int width, int mapHeight, int mapWidth, boolean letterbox) {
+        public InputSpec(int height, int width, int mapHeight, int mapWidth, String resize) {
+            if (!resize.equals("letterbox") && !resize.equals("stretch"))
+                throw new IllegalArgumentException("resize must be letterbox or stretch, not " + resize);
             this.height = height;
             this.width = width;
             this.mapHeight = mapHeight;
             this.mapWidth = mapWidth;
-            this.letterbox = letterbox;
+            this.resize = resize;
         }
     }
 
@@ -39,7 +41,7 @@ public final class Preprocess {
     }
 
     public static Layout layout(int imageWidth, int imageHeight, InputSpec spec) {
-        if (!spec.letterbox) {
+        if (spec.resize.equals("stretch")) {
             return new Layout(new int[] {0, 0, spec.width, spec.height}, new int[] {0, 0, spec.mapWidth, spec.mapHeight});
         }
         double sx = (double) spec.width / spec.mapWidth, sy = (double) spec.height / spec.mapHeight;

@@ -98,7 +98,7 @@ public class GoldenTest {
             Map<String, Object> k = obj(c);
             List<Object> s = list(k.get("spec")), img = list(k.get("image"));
             Preprocess.InputSpec spec = new Preprocess.InputSpec(
-                    integer(s.get(0)), integer(s.get(1)), integer(s.get(2)), integer(s.get(3)), (Boolean) s.get(4));
+                    integer(s.get(0)), integer(s.get(1)), integer(s.get(2)), integer(s.get(3)), (String) s.get(4));
             Preprocess.Layout place = Preprocess.layout(integer(img.get(0)), integer(img.get(1)), spec);
             String name = "layout " + s + " " + img;
             assertArrayEquals(name, ints(k.get("content")), place.content);
