@@ -174,7 +174,7 @@ def test_keras_network_matches_numpy_reference(tiny_vxm):
 @pytest.mark.convert
 def test_convert_cli_float32_works_in_cropper(tmp_path, tiny_vxm, sample_path):
     from converters.cli import main
-    from edgecrop import Cropper, SearchOptions
+    from edgecrop import Cropper, Policy, SearchOptions
 
     vxm = tmp_path / "tiny.vxm"
     vxm.write_bytes(tiny_vxm)
@@ -197,9 +197,9 @@ def test_convert_cli_float32_works_in_cropper(tmp_path, tiny_vxm, sample_path):
     assert main(args) == 2  # never over an existing file
     with Cropper.from_model(out) as cropper:
         assert cropper.model.info.spec.map_width == 32  # one 2x2 pooling
-        assert cropper.model.info.card["recommended_policy"] == "twitter"
+        assert cropper.model.info.card.recommended_policy is Policy.TWITTER
         result = cropper.crop(sample_path, ["1:1", "16:9"], SearchOptions(policy="twitter"))
-    assert [c.aspect for c in result.crops] == ["1:1", "16:9"]
+    assert [c.aspect.label for c in result.crops] == ["1:1", "16:9"]
     vxm.write_bytes(tiny_vxm[:100])
     assert main(["fastgaze", str(vxm), "-o", str(tmp_path / "x.tflite"), "--kind", "float32"]) == 2
 
@@ -218,7 +218,7 @@ def test_real_fastgaze_int8_keeps_the_float_map(tmp_path, shared):
     from edgecrop.model import SaliencyModel
 
     with SaliencyModel(blobs["int8"]) as m:
-        assert m.info.card["checks"]["int8_vs_float32_cc"] >= 0.98
+        assert m.info.card.checks["int8_vs_float32_cc"] >= 0.98
         assert m.info.input_quant.quantized
     assert {name for name, *_ in operators(blobs["int8"])} <= {
         "CONV_2D",
