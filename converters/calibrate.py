@@ -5,9 +5,12 @@ calibrated probability of where people look, centre bias included, on photos of 
 trained on OSIE-like photos is over-confident away from the centre on other photos; a flatter map
 (temperature T > 1) mixed with a centred Gaussian (weight w, standard deviation sigma times each side)
 corrects that. The three numbers are chosen on the validation crops (OSIE val, EyeCrowd val and their
-shape re-cuts, every ratio), maximising mean + worst of the normalised crop scores of the 12 cells
-(3 sets x 4 ratios), so no kind of photo is traded away for another. They live in the model card
-(``output.temperature``, ``output.centre_prior``), which the Python and Java runtimes both apply.
+shape re-cuts, every ratio), maximising the mean plus the worst of the three sets' pooled scores, where a
+set's pooled score is its fixations gained over the centre crop, summed over the four ratios, divided by
+what the best placements gain (so no kind of photo is traded away for another, and ratios where the
+centre crop is already nearly perfect, whose normalised scores are mostly noise, weigh what they gain).
+They live in the model card (``output.temperature``, ``output.centre_prior``), which the Python and
+Java runtimes both apply.
 
 A 2-fold cross-validation (fit on half the photos, score on the other half) says how much of the
 gain is selection on the validation photos themselves.
@@ -69,8 +72,21 @@ def cells(kept: np.ndarray, baselines: dict[str, np.ndarray], index: dict[str, n
     return np.concatenate(out, axis=1)
 
 
-def objective(c: np.ndarray) -> np.ndarray:
-    return c.mean(axis=1) + c.min(axis=1)
+def pooled(kept: np.ndarray, baselines: dict[str, np.ndarray], index: dict[str, np.ndarray]) -> np.ndarray:
+    """Per set, fixations gained over the centre crop summed over the ratios, over what the best
+    placements gain: (len(params), sets)."""
+    out = []
+    for idx in index.values():
+        n = baselines["n"][idx][:, None]
+        gain = (kept[:, idx, :] / n).mean(axis=1).sum(axis=1) - (baselines["centre"][idx] / n).mean(axis=0).sum()
+        room = ((baselines["best"][idx] - baselines["centre"][idx]) / n).mean(axis=0).sum()
+        out.append(gain / max(room, 1e-9))
+    return np.stack(out, axis=1)
+
+
+def objective(sets: np.ndarray) -> np.ndarray:
+    """Mean plus worst of the sets' pooled scores."""
+    return sets.mean(axis=1) + sets.min(axis=1)
 
 
 def fit(model: bytes | Path | str, sets: dict[str, list[Photo]]) -> dict:
@@ -90,7 +106,7 @@ def fit(model: bytes | Path | str, sets: dict[str, list[Photo]]) -> dict:
     log.info("calibrating on %d photos x %d parameter sets", len(photos), len(params))
     kept = kept_counts(raw, photos, params)
     all_cells = cells(kept, baselines, index)
-    score = objective(all_cells)
+    score = objective(pooled(kept, baselines, index))
     best = int(np.argmax(score))
     plain = params.index((1.0, 0.0, SIGMAS[0]))
 
@@ -101,17 +117,24 @@ def fit(model: bytes | Path | str, sets: dict[str, list[Photo]]) -> dict:
     for fold in (0, 1):
         fit_idx = {n: h[fold] for n, h in halves.items()}
         test_idx = {n: h[1 - fold] for n, h in halves.items()}
-        k = int(np.argmax(objective(cells(kept, baselines, fit_idx))))
+        k = int(np.argmax(objective(pooled(kept, baselines, fit_idx))))
+        test = pooled(kept, baselines, test_idx)
         held_out.append(
-            {"chosen": _named(params[k]), "test": _cells_dict(cells(kept, baselines, test_idx)[k], names)}
-            | {"test_uncalibrated": _cells_dict(cells(kept, baselines, test_idx)[plain], names)}
+            {
+                "chosen": _named(params[k]),
+                "test_pooled": dict(zip(names, np.round(test[k], 4).tolist())),
+                "test_pooled_uncalibrated": dict(zip(names, np.round(test[plain], 4).tolist())),
+                "test": _cells_dict(cells(kept, baselines, test_idx)[k], names),
+            }
         )
     t, w, s = params[best]
     return {
         "temperature": t,
         "centre_prior": {"weight": w, "sigma": s} if w > 0 else None,
-        "objective": "mean + worst of the normalised crop scores over (OSIE val, EyeCrowd val, re-cuts) x 4 ratios",
+        "objective": "mean + worst over (OSIE val, EyeCrowd val, re-cuts) of the pooled normalised crop score",
         "photos": {n: len(sets[n]) for n in names},
+        "pooled": dict(zip(names, np.round(pooled(kept, baselines, index)[best], 4).tolist())),
+        "pooled_uncalibrated": dict(zip(names, np.round(pooled(kept, baselines, index)[plain], 4).tolist())),
         "chosen": _cells_dict(all_cells[best], names),
         "uncalibrated": _cells_dict(all_cells[plain], names),
         "cross_validation": held_out,

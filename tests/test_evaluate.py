@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from converters.calibrate import cells, grid, objective
+from converters.calibrate import cells, grid, objective, pooled
 from converters.evaluate import (
     Photo,
     best_placement,
@@ -102,4 +102,14 @@ def test_calibration_objective_prefers_no_weak_cell():
     baselines = {"n": np.array([10.0]), "centre": np.array([[5.0]]), "best": np.array([[10.0]])}
     c = cells(kept, baselines, {"a": np.array([0])})
     assert c[:, 0] == pytest.approx([0.8, 0.6])
-    assert objective(c)[0] > objective(c)[1]
+    p = pooled(kept, baselines, {"a": np.array([0])})
+    assert p[:, 0] == pytest.approx([0.8, 0.6]) and objective(p)[0] > objective(p)[1]
+
+
+def test_pooled_score_weighs_ratios_by_what_they_can_gain():
+    # two ratios: one where the centre is nearly perfect (room 0.01), one with room 0.5
+    kept = np.array([[[4.0, 9.0]]])  # the model loses 0.01 on the first and gains 0.4 on the second
+    baselines = {"n": np.array([10.0]), "centre": np.array([[4.1, 5.0]]), "best": np.array([[4.2, 10.0]])}
+    (cell_a, cell_b) = cells(kept, baselines, {"a": np.array([0])})[0]
+    assert cell_a == pytest.approx(-1.0) and cell_b == pytest.approx(0.8)  # the noisy cell says -1
+    assert pooled(kept, baselines, {"a": np.array([0])})[0, 0] == pytest.approx((0.39) / 0.51)
