@@ -4,8 +4,9 @@ The pipeline, one stage a step (each timed):
   decode      -> upright RGB, large JPEGs at reduced size          (images.load_image)
   preprocess  -> the model's input, letterboxed or stretched       (preprocess.to_input)
   inference   -> the raw output map                                (model.SaliencyModel.run)
-  postprocess -> a probability map covering exactly the picture    (preprocess.to_probability)
-  search      -> the best box for each aspect ratio                (search.search)
+  postprocess -> a probability map covering exactly the picture,   (preprocess.to_probability,
+                 at the card's temperature, with its centre prior   preprocess.mix_centre_prior)
+  search      -> the best box for each aspect ratio                (search.find_crops)
 """
 
 from __future__ import annotations
