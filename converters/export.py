@@ -143,7 +143,7 @@ class Exported:
 
     arch: Architecture
     parameters: int
-    blobs: dict[str, bytes]  # kind -> .tflite bytes (no card yet)
+    blobs: dict[str, bytes]  # kind -> .tflite bytes with a provisional card (write_models gives the final one)
     checks: dict
 
 
@@ -166,7 +166,11 @@ def convert_run(run: Path, weights: str, shared: Path, calibration_photos: int, 
     if agreement < INT8_MIN_CC and not check_limit:
         raise RuntimeError(f"int8 map agreement {agreement:.4f} < {INT8_MIN_CC}")
     checks = {"int8_vs_float32_cc": agreement, "int8_ops": sorted({o[0] for o in operators(blobs["int8"])})}
-    return Exported(arch, int(model.count_params()), blobs, checks)
+    parameters = int(model.count_params())
+    # a provisional card at once: without one the runtime would stretch photos into the input, and every
+    # comparison and calibration before write_models must see the model as it will ship (letterboxed)
+    carded = {kind: embed_card(blob, model_card(arch, parameters, kind, {})) for kind, blob in blobs.items()}
+    return Exported(arch, parameters, carded, checks)
 
 
 def write_models(exported: Exported, out: Path, extra: dict) -> None:
