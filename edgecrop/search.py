@@ -381,6 +381,8 @@ def boosted_map(
     h, w = saliency.shape
     total = float(saliency.sum())
     model = saliency.astype(np.float64) / total if total > 0 else np.full((h, w), 1.0 / (h * w))
+    if not boosts:
+        return model, model
     out = model.copy()
     for b in boosts:
         bw = b.width * w / width if b.width > 0 else 1.0  # a point: one cell wide
@@ -459,13 +461,18 @@ def find_crops(
     """The search stage: crops for each aspect ratio on a probability map covering a width x height image."""
     for b in options.boosts:
         b.check_inside(width, height)
-    boosted, model = boosted_map(saliency, width, height, tuple(options.boosts))
-    sat, sat_model = summed_area(boosted), summed_area(model)
+    boosts = tuple(options.boosts)
+    boosted, model = boosted_map(saliency, width, height, boosts)
+    sat = summed_area(boosted)
+    sat_model = summed_area(model) if boosts else None  # without boosts all the mass is the model's
 
     def crop(aspect: AspectRatio, box: Box, score: float, rank: int) -> Crop:
-        kept_model = float(window_mass(sat_model, width, height, *box.as_tuple()))
-        kept = float(window_mass(sat, width, height, *box.as_tuple()))
-        return Crop(aspect, box, score, kept_model, kept - kept_model, kept - score, rank)
+        cost = 0.0
+        if options.policy is Policy.SALIENCY:
+            cost = options.area_cost * box.area / (width * height)
+        kept = score + cost
+        kept_model = kept if sat_model is None else float(window_mass(sat_model, width, height, *box.as_tuple()))
+        return Crop(aspect, box, score, kept_model, kept - kept_model, cost, rank)
 
     crops = []
     for aspect in aspects:
