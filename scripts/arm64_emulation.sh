@@ -68,9 +68,10 @@ rm -f "$wheels"/edgecrop-*.whl
 mounted=()
 cleanup() { for m in "${mounted[@]}"; do umount -l "$m" 2>/dev/null || true; done; }
 trap cleanup EXIT
-for fs in proc sys; do
-  mountpoint -q "$root/$fs" || { mount --bind "/$fs" "$root/$fs"; mounted+=("$root/$fs"); }
-done
+# /proc only: the x86 host's /sys (CPU topology, caches) crashes LiteRT 2.3.0's aarch64 cpuinfo in
+# allocate_tensors (SIGSEGV); without it cpuinfo falls back to defaults, as on a board it reads its own
+mountpoint -q "$root/proc" || { mount --bind /proc "$root/proc"; mounted+=("$root/proc"); }
+mountpoint -q "$root/sys" && umount -l "$root/sys"
 rm -rf "$root/opt/wheels" "$root/opt/src" && mkdir -p "$root/opt/src"
 cp -r "$wheels" "$root/opt/wheels"
 (cd "$repo" && git ls-files -z tests examples benchmarks models android_demo pyproject.toml \
