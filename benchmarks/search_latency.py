@@ -61,8 +61,8 @@ def main() -> None:
     print(f"  second fresh process (Numba on-disk cache warm): {first_call_seconds():.3f} s")
     for name, opts in OPTION_SETS.items():
         for shape, size in [((48, 64), (4000, 3000)), ((64, 64), (1000, 1000)), ((36, 64), (1920, 1080))]:
-            opts = opts or SearchOptions(boosts=[Boost(0.75 * size[0], 0.2 * size[1], weight=2.0)])
-            med, p90 = warm_micros(shape, *size, opts)
+            used = opts or SearchOptions(boosts=[Boost(0.75 * size[0], 0.2 * size[1], weight=2.0)])
+            med, p90 = warm_micros(shape, *size, used)
             print(
                 f"  {name}; map {shape[1]}x{shape[0]}, {size[0]}x{size[1]} photo: median {med:.0f} us, p90 {p90:.0f} us"
             )
