@@ -217,8 +217,14 @@ def card_summary(card: ModelCard) -> list[str]:
         lines.append(f"recommended policy: {card.recommended_policy.value}")
     for key, label in (("osie_val", "OSIE val"), ("eyecrowd_val", "EyeCrowd val")):
         m = card.metrics.get(key)
-        if isinstance(m, Mapping) and isinstance(m.get("NSS"), (int, float)):
-            lines.append(f"{label}: NSS {m['NSS']:.2f}, CC {m.get('CC', float('nan')):.2f}")
+        if not isinstance(m, Mapping):
+            continue
+        maps, crops = m.get("maps"), m.get("mean_normalised")
+        if isinstance(maps, Mapping) and isinstance(maps.get("NSS"), (int, float)):
+            score = (
+                f"; crops {crops:+.2f} of the way from the centre crop to the best" if isinstance(crops, float) else ""
+            )
+            lines.append(f"{label}: NSS {maps['NSS']:.2f}, CC {maps.get('CC', float('nan')):.2f}{score}")
     if card.licence:
         lines.append(f"licence: {card.licence}")
     return lines
