@@ -68,10 +68,14 @@ rm -f "$wheels"/edgecrop-*.whl
 mounted=()
 cleanup() { for m in "${mounted[@]}"; do umount -l "$m" 2>/dev/null || true; done; }
 trap cleanup EXIT
-# /proc only: the x86 host's /sys (CPU topology, caches) crashes LiteRT 2.3.0's aarch64 cpuinfo in
-# allocate_tensors (SIGSEGV); without it cpuinfo falls back to defaults, as on a board it reads its own
+# /proc, and a minimal /sys of the root's own: the x86 host's /sys (its CPU topology and caches) crashes
+# LiteRT 2.3.0's aarch64 cpuinfo in allocate_tensors (SIGSEGV), and with no /sys at all cpuinfo prints
+# "Error in cpuinfo: failed to parse ..." on every run; a board has its own /sys, with these two lists
 mountpoint -q "$root/proc" || { mount --bind /proc "$root/proc"; mounted+=("$root/proc"); }
 mountpoint -q "$root/sys" && umount -l "$root/sys"
+mkdir -p "$root/sys/devices/system/cpu"
+echo "0-$(($(nproc) - 1))" > "$root/sys/devices/system/cpu/possible"
+echo "0-$(($(nproc) - 1))" > "$root/sys/devices/system/cpu/present"
 rm -rf "$root/opt/wheels" "$root/opt/src" && mkdir -p "$root/opt/src"
 cp -r "$wheels" "$root/opt/wheels"
 (cd "$repo" && git ls-files -z tests examples benchmarks models android_demo pyproject.toml \
