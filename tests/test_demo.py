@@ -117,6 +117,7 @@ def _listing(folder: Path) -> set[str]:
 
 
 def test_page_in_a_real_browser(server, sample_path, tmp_path):
+    pytest.importorskip("selenium", reason="needs selenium (the dev extra)")
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
