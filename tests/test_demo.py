@@ -113,7 +113,12 @@ def _screenshot(driver, path: Path) -> None:
 
 
 def _listing(folder: Path) -> set[str]:
-    return {str(p) for p in folder.rglob("*")} if folder.exists() else set()
+    """Every file below ``folder`` (not .git or .cache, which hold this project's tools' caches)."""
+    out: set[str] = set()
+    for root, dirs, files in os.walk(folder, onerror=lambda exc: None):
+        dirs[:] = [d for d in dirs if d not in (".git", ".cache")]
+        out.update(os.path.join(root, f) for f in files)
+    return out
 
 
 def test_page_in_a_real_browser(server, sample_path, tmp_path):
