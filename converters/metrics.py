@@ -142,10 +142,3 @@ def all_metrics(sal: np.ndarray, truth: GroundTruth) -> dict[str, float]:
     if truth.other is not None and len(truth.other):
         out["sAUC"] = shuffled_auc(s, truth.rows, truth.cols, truth.other)
     return out
-
-
-def centre_bias(width: int, height: int, sigma_fraction: float = 0.25) -> np.ndarray:
-    """The centre-bias baseline: an isotropic Gaussian at the image centre."""
-    yy, xx = np.mgrid[0:height, 0:width]
-    s = sigma_fraction * min(width, height)
-    return np.exp(-(((xx + 0.5 - width / 2) ** 2 + (yy + 0.5 - height / 2) ** 2) / (2 * s * s)))
