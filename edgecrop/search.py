@@ -45,7 +45,7 @@ def _jit(fn):
     package, in NUMBA_CACHE_DIR or the user's cache; else in a private folder under the temporary
     directory (a service account with a read-only home and site-packages); else compiled per process."""
     try:
-        return numba.njit(cache=True)(fn)
+        return numba.njit(cache=True, nogil=True)(fn)
     except RuntimeError:  # "no locator available": nowhere writable
         pass
     folder = Path(tempfile.gettempdir()) / f"edgecrop-numba-{os.getuid() if hasattr(os, 'getuid') else 0}"
@@ -55,10 +55,10 @@ def _jit(fn):
         private = not hasattr(os, "getuid") or (st.st_uid == os.getuid() and not st.st_mode & 0o022)
         if private and os.access(folder, os.W_OK):  # never load code another user could have planted
             numba.config.CACHE_DIR = str(folder)
-            return numba.njit(cache=True)(fn)
+            return numba.njit(cache=True, nogil=True)(fn)
     except (OSError, RuntimeError):
         pass
-    return numba.njit(fn)
+    return numba.njit(nogil=True)(fn)
 
 
 def summed_area(m: np.ndarray) -> np.ndarray:
@@ -85,146 +85,202 @@ def _integral(sat, u: float, v: float) -> float:
     return top * (1 - fv) + bottom * fv
 
 
-_jit_integral = numba.njit(inline="always")(_integral)
-
-
-@numba.njit(inline="always")
-def _candidates(length, size, cells, out):
-    """Integer window starts that contain the best one (next to cell breaks, the ends, the centre),
-    sorted and unique, written into ``out``; returns how many."""
+@numba.njit(nogil=True)
+def _starts(length, size, cells, breaks, out):
+    """Integer window starts that contain the best one, sorted and unique, written into ``out``; returns
+    how many. They are the integers next to every cell break (the window's start on it, or its end:
+    the same list shifted by ``size``), the two ends and the centre: sorted lists, merged."""
     top = length - size
-    n = 0
+    m = 0
     for k in range(cells + 1):
         b = k * length / cells
-        for p in (np.floor(b), np.ceil(b), np.floor(b - size), np.ceil(b - size)):
-            if 0 <= p <= top:
-                out[n] = int(p)
-                n += 1
-    out[n] = 0
-    out[n + 1] = top
-    out[n + 2] = top // 2
-    out[n + 3] = (top + 1) // 2
-    n += 4
-    out[:n].sort()
-    m = 0
-    for k in range(n):
-        if k == 0 or out[k] != out[m - 1]:
-            out[m] = out[k]
+        low, high = math.floor(b), math.ceil(b)
+        if m == 0 or low > breaks[m - 1]:  # floors never decrease: only a ceiling can repeat
+            breaks[m] = low
             m += 1
-    return m
+        if high > breaks[m - 1]:
+            breaks[m] = high
+            m += 1
+    i = j = n = 0
+    centre = top // 2  # and centre + 1 for an odd top
+    while i < m or j < m:
+        v = breaks[i] if i < m else top + 1
+        if j < m and breaks[j] - size < v:
+            v = breaks[j] - size
+        if centre <= (top + 1) // 2 and centre < v:
+            v = centre
+        while i < m and breaks[i] == v:
+            i += 1
+        while j < m and breaks[j] - size == v:
+            j += 1
+        if v == centre:
+            centre += 1
+        if 0 <= v <= top and (n == 0 or v > out[n - 1]):
+            out[n] = v
+            n += 1
+    return n
 
 
-@numba.njit(inline="always")
-def _before(a_score, a_y, a_x, a_w, a_h, b_score, b_y, b_x, b_w, b_h):
-    """The order of the alternatives: higher score, then smaller y, x, width, height."""
-    if a_score != b_score:
-        return a_score > b_score
-    if a_y != b_y:
-        return a_y < b_y
-    if a_x != b_x:
-        return a_x < b_x
-    if a_w != b_w:
-        return a_w < b_w
-    return a_h < b_h
+@numba.njit(nogil=True)
+def _before(a, b):
+    """The order of the alternatives (rows x, y, cw, ch, score): higher score, then smaller y, x,
+    width, height."""
+    for k in (4, 1, 0, 2, 3):
+        if a[k] != b[k]:
+            return a[k] > b[k] if k == 4 else a[k] < b[k]
+    return False
 
 
-@numba.njit(inline="always")
-def _iou(ax, ay, aw, ah, bx, by, bw, bh):
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+@numba.njit(nogil=True)
+def _iou(a, b):
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
     inter = ix * iy
-    return inter / (aw * ah + bw * bh - inter)
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+@numba.njit(nogil=True)
+def _copy(src, dst):
+    """dst[:] = src, without the broadcasting machinery (which costs seconds of compiling)."""
+    for i in range(len(src)):
+        dst[i] = src[i]
+
+
+@numba.njit(nogil=True)
+def _cell(v, cells):
+    """The table column (or row) left of the cell coordinate v, and v's fraction past it."""
+    i = min(int(v), cells - 1)
+    return i, v - i
+
+
+@numba.njit(nogil=True)
+def _table_row(sat, i, nx, col, frac, rows, done):
+    """Row i of the summed-area table interpolated at each candidate column (as _integral does it),
+    computed the first time a window edge needs it."""
+    if not done[i]:
+        for b in range(nx):
+            rows[i, b] = sat[i, col[b]] * (1 - frac[b]) + sat[i, col[b] + 1] * frac[b]
+        done[i] = True
+
+
+@numba.njit(nogil=True)
+def _row_scores(sat, y, ch, sy, penalty, nx, col, frac, rows, done, scores):
+    """Scores of the windows starting at row y, into ``scores``, and the highest: the mass from the table's
+    four corners, with the same arithmetic as _integral (so the same bits as window_mass)."""
+    cells_h = sat.shape[0] - 1
+    i0, f0 = _cell(y * sy, cells_h)
+    i1, f1 = _cell((y + ch) * sy, cells_h)
+    for e in range(2):  # e = 0: the windows' left edges, 1: their right edges
+        for i in (i0, i0 + 1, i1, i1 + 1):
+            _table_row(sat, i, nx, col[e], frac[e], rows[e], done[e])
+    left, right = rows[0], rows[1]
+    top = -np.inf
+    for b in range(nx):
+        mass = (
+            (right[i1, b] * (1 - f1) + right[i1 + 1, b] * f1)
+            - (left[i1, b] * (1 - f1) + left[i1 + 1, b] * f1)
+            - (right[i0, b] * (1 - f0) + right[i0 + 1, b] * f0)
+            + (left[i0, b] * (1 - f0) + left[i0 + 1, b] * f0)
+        )
+        scores[b] = mass - penalty
+        top = max(top, scores[b])
+    return top
 
 
 @_jit
 def search_kernel(sat, width, height, sizes, area_cost, top_k, nms_iou):
     """The whole search for one ratio: every window size in ``sizes`` (rows of cw, ch), every candidate
     position; the best window by the documented tie rules, then up to top_k - 1 alternatives, each the
-    best-ordered window whose IoU with every chosen one is below nms_iou. Rows of (x, y, cw, ch, score)."""
+    best-ordered window whose IoU with every chosen one is below nms_iou. Rows of (x, y, cw, ch, score).
+
+    Nothing is stored per window: the alternatives rescore the rows of candidates whose best score
+    (kept from the first pass) can still beat the alternative found so far."""
     cells_h, cells_w = sat.shape[0] - 1, sat.shape[1] - 1
     sx, sy = cells_w / width, cells_h / height
-    xs = np.empty(4 * (cells_w + 1) + 4, np.int64)
-    ys = np.empty(4 * (cells_h + 1) + 4, np.int64)
-    total = 0
-    for k in range(sizes.shape[0]):
-        nx = _candidates(width, sizes[k, 0], cells_w, xs)
-        ny = _candidates(height, sizes[k, 1], cells_h, ys)
-        total += nx * ny
-    pool = np.empty((total, 5))  # x, y, cw, ch, score of every window scored
-    n = 0
-    best = -1
-    for k in range(sizes.shape[0]):
+    count = sizes.shape[0]
+    breaks = np.empty(2 * (max(cells_w, cells_h) + 1), np.int64)
+    cap = 2 * len(breaks) + 4
+    xs, ys = np.empty((count, cap), np.int64), np.empty((count, cap), np.int64)
+    col, frac = np.empty((count, 2, cap), np.int64), np.empty((count, 2, cap))  # left and right edges
+    nx, ny = np.empty(count, np.int64), np.empty(count, np.int64)
+    penalty = np.empty(count)
+    for k in range(count):
         cw, ch = sizes[k, 0], sizes[k, 1]
-        nx = _candidates(width, cw, cells_w, xs)
-        ny = _candidates(height, ch, cells_h, ys)
-        penalty = area_cost * (cw * ch) / (width * height)
-        scale_best, scale_dist = -1, 0
-        for a in range(ny):
-            y = ys[a]
-            v0, v1 = y * sy, (y + ch) * sy
-            for b in range(nx):
-                x = xs[b]
-                u0, u1 = x * sx, (x + cw) * sx
-                mass = (
-                    _jit_integral(sat, u1, v1)
-                    - _jit_integral(sat, u0, v1)
-                    - _jit_integral(sat, u1, v0)
-                    + _jit_integral(sat, u0, v0)
-                )
-                score = mass - penalty
-                pool[n, 0], pool[n, 1], pool[n, 2], pool[n, 3], pool[n, 4] = x, y, cw, ch, score
+        nx[k] = _starts(width, cw, cells_w, breaks, xs[k])
+        ny[k] = _starts(height, ch, cells_h, breaks, ys[k])
+        for b in range(nx[k]):
+            col[k, 0, b], frac[k, 0, b] = _cell(xs[k, b] * sx, cells_w)
+            col[k, 1, b], frac[k, 1, b] = _cell((xs[k, b] + cw) * sx, cells_w)
+        penalty[k] = area_cost * (cw * ch) / (width * height)
+    rows, done = np.empty((2, cells_h + 1, cap)), np.empty((2, cells_h + 1), np.bool_)
+    scores = np.empty(cap)
+    row_best = np.empty((count, cap))
+    best, scale_best = np.empty(5), np.empty(5)  # rows x, y, cw, ch, score; score -inf: none yet
+    best[4] = -np.inf
+    for k in range(count):
+        cw, ch = sizes[k, 0], sizes[k, 1]
+        done.fill(False)
+        scale_best[4] = -np.inf
+        scale_dist = 0
+        for a in range(ny[k]):
+            y = ys[k, a]
+            row_best[k, a] = _row_scores(sat, y, ch, sy, penalty[k], nx[k], col[k], frac[k], rows, done, scores)
+            if row_best[k, a] < scale_best[4] - TIE_TOLERANCE:  # nothing in this row can win
+                continue
+            for b in range(nx[k]):
+                x, score = xs[k, b], scores[b]
                 dist = (2 * x + cw - width) ** 2 + (2 * y + ch - height) ** 2
-                if scale_best < 0:
+                if scale_best[4] == -np.inf or score > scale_best[4] + TIE_TOLERANCE:
                     better = True
-                elif score > pool[scale_best, 4] + TIE_TOLERANCE:
-                    better = True
-                elif score < pool[scale_best, 4] - TIE_TOLERANCE:
+                elif score < scale_best[4] - TIE_TOLERANCE:
                     better = False
                 elif dist != scale_dist:
                     better = dist < scale_dist
-                elif y != pool[scale_best, 1]:
-                    better = y < pool[scale_best, 1]
+                elif y != scale_best[1]:
+                    better = y < scale_best[1]
                 else:
-                    better = x < pool[scale_best, 0]
+                    better = x < scale_best[0]
                 if better:
-                    scale_best, scale_dist = n, dist
-                n += 1
+                    scale_best[0], scale_best[1], scale_best[2], scale_best[3], scale_best[4] = x, y, cw, ch, score
+                    scale_dist = dist
         # a smaller window replaces a larger one only when clearly better
-        if best < 0 or pool[scale_best, 4] > pool[best, 4] + TIE_TOLERANCE:
-            best = scale_best
+        if best[4] == -np.inf or scale_best[4] > best[4] + TIE_TOLERANCE:
+            _copy(scale_best, best)
     out = np.empty((top_k, 5))
-    out[0] = pool[best]
+    _copy(best, out[0])
     found = 1
+    pick, window = np.empty(5), np.empty(5)
     while found < top_k:
-        pick = -1
-        for i in range(n):
-            ok = True
-            for c in range(found):
-                if (
-                    _iou(pool[i, 0], pool[i, 1], pool[i, 2], pool[i, 3], out[c, 0], out[c, 1], out[c, 2], out[c, 3])
-                    >= nms_iou
-                ):
-                    ok = False
-                    break
-            if ok and (
-                pick < 0
-                or _before(
-                    pool[i, 4],
-                    pool[i, 1],
-                    pool[i, 0],
-                    pool[i, 2],
-                    pool[i, 3],
-                    pool[pick, 4],
-                    pool[pick, 1],
-                    pool[pick, 0],
-                    pool[pick, 2],
-                    pool[pick, 3],
-                )
-            ):
-                pick = i
-        if pick < 0:
+        have = False
+        for k in range(count):
+            done.fill(False)
+            for a in range(ny[k]):
+                if have and row_best[k, a] < pick[4]:  # no window of this row comes before the pick
+                    continue
+                _row_scores(sat, ys[k, a], sizes[k, 1], sy, penalty[k], nx[k], col[k], frac[k], rows, done, scores)
+                for b in range(nx[k]):
+                    if have and scores[b] < pick[4]:
+                        continue
+                    window[0], window[1], window[2], window[3], window[4] = (
+                        xs[k, b],
+                        ys[k, a],
+                        sizes[k, 0],
+                        sizes[k, 1],
+                        scores[b],
+                    )
+                    if have and not _before(window, pick):
+                        continue
+                    ok = True
+                    for c in range(found):
+                        if _iou(window, out[c]) >= nms_iou:
+                            ok = False
+                            break
+                    if ok:
+                        _copy(window, pick)
+                        have = True
+        if not have:
             break
-        out[found] = pool[pick]
+        _copy(pick, out[found])
         found += 1
     return out[:found]
 
