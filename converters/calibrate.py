@@ -4,7 +4,9 @@ The search keeps the window with the most probability mass, so what matters is t
 calibrated probability of where people look, centre bias included, on photos of any shape. A student
 trained on OSIE-like photos is over-confident away from the centre on other photos; a flatter map
 (temperature T > 1) mixed with a centred Gaussian (weight w, standard deviation sigma times each side)
-corrects that. The three numbers are chosen on the validation crops (OSIE val, EyeCrowd val and their
+corrects that (a temperature below 1 would sharpen the map past what its training calibrated; once
+chosen at 0.75, it cost the maps their edge over the teacher's, so the grid starts at 1). The three
+numbers are chosen on the validation crops (OSIE val, EyeCrowd val and their
 shape re-cuts, every ratio), maximising the mean plus the worst of the three sets' pooled scores, where a
 set's pooled score is its fixations gained over the centre crop, summed over the four ratios, divided by
 what the best placements gain (so no kind of photo is traded away for another, and ratios where the
@@ -36,7 +38,7 @@ from .evaluate import CROP_ASPECTS, Photo, fixations_inside, photo_rows, raw_map
 
 log = logging.getLogger("converters.calibrate")
 
-TEMPERATURES = (0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
+TEMPERATURES = (1.0, 1.25, 1.5, 2.0, 3.0)
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.45, 0.6, 0.75)
 SIGMAS = (0.15, 0.2, 0.25, 0.35, 0.5)
 CV_SEED = 5

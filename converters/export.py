@@ -27,13 +27,13 @@ from edgecrop.preprocess import InputSpec, OutputKind, to_input
 from . import paths
 from .data import load_splits, photo_sets
 from .metrics import cc
-from .student import Architecture, build_student, flops, slim
+from .recipe import Recipe
+from .student import Architecture, build_student, flops, slim, with_flip_average
 from .tflite_edit import embed_card, operators
 
 log = logging.getLogger("converters.export")
 
 KINDS = ("int8", "float16", "float32")
-CALIBRATION_PHOTOS = 240
 INT8_MIN_CC = 0.99
 
 
@@ -92,7 +92,7 @@ def map_agreement(a: bytes, b: bytes, photos: list[Path]) -> float:
         return float(np.mean([cc(ca.saliency(p), cb.saliency(p)) for p in photos]))
 
 
-def model_card(arch: Architecture, parameters: int, kind: str, extra: dict) -> ModelCard:
+def model_card(arch: Architecture, parameters: int, kind: str, extra: dict, flip_average: bool) -> ModelCard:
     """The card of an exported student; ``extra`` may carry training, metrics, version, centre_prior."""
     spec = arch.spec()
     prior = extra.get("centre_prior")
@@ -104,7 +104,7 @@ def model_card(arch: Architecture, parameters: int, kind: str, extra: dict) -> M
         architecture=(
             "depthwise-separable CNN (3x3 depthwise + 1x1 conv, ReLU), features at strides 8/16/32 "
             "resized to stride 8 and concatenated, 1x1 readout, learned centre-bias prior, bilinear x2: "
-            f"logit map at stride 4; unit widths {arch.unit_widths()}"
+            f"logit map at stride 4; unit widths {arch.unit_widths()}" + (FLIP_AVERAGE if flip_average else "")
         ),
         input=InputCard(resize=spec.resize, height=spec.height, width=spec.width),
         output=OutputCard(
@@ -115,7 +115,7 @@ def model_card(arch: Architecture, parameters: int, kind: str, extra: dict) -> M
             centre_prior=CentrePrior(**prior) if prior else None,
         ),
         parameters=parameters,
-        flops=flops(arch),
+        flops=map_flops(arch, flip_average),
         quantization=kind,
         training_data=TRAINING_DATA,
         training=extra.get("training", {}),
@@ -128,6 +128,16 @@ def model_card(arch: Architecture, parameters: int, kind: str, extra: dict) -> M
         ),
     )
 
+
+def map_flops(arch: Architecture, flip_average: bool) -> int:
+    """What one map costs: the student's FLOPs, twice with flip averaging."""
+    return flops(arch) * (2 if flip_average else 1)
+
+
+FLIP_AVERAGE = (
+    "; run on the photo and its mirror image as one batch of two, the mirror's map flipped back and the "
+    "two logit maps averaged (twice the FLOPs, the same weights)"
+)
 
 TRAINING_DATA = {
     "OSIE fixations (500-photo train split)": "MIT licence",
@@ -145,15 +155,25 @@ class Exported:
     parameters: int
     blobs: dict[str, bytes]  # kind -> .tflite bytes with a provisional card (write_models gives the final one)
     checks: dict
+    flip_average: bool
+
+    @property
+    def mflops(self) -> float:
+        return map_flops(self.arch, self.flip_average) / 1e6
 
 
-def convert_run(run: Path, weights: str, shared: Path, calibration_photos: int, check_limit: int | None = None):
-    """The masked weights ``run/weights`` slimmed and converted to int8 / float16 / float32, checked:
-    every int8 op fully integer, int8 maps within INT8_MIN_CC of float32 on OSIE validation."""
+def convert_run(run: Path, weights: str, shared: Path, recipe: Recipe):
+    """The masked weights ``run/weights`` slimmed (and wrapped for flip averaging if the recipe says so),
+    converted to int8 / float16 / float32, checked: every int8 op fully integer, int8 maps within
+    INT8_MIN_CC of float32 on OSIE validation (the recipe's ``limit`` photos only in smoke runs)."""
     masked, arch = load_trained(run, weights)
     model, arch = slim(masked, arch)
+    parameters = int(model.count_params())
+    if recipe.flip_average:
+        model = with_flip_average(model)
     corpus = photo_sets(shared)["corpus"]
-    calib_photos = corpus[:: max(1, len(corpus) // calibration_photos)][:calibration_photos]
+    n, check_limit = recipe.calibration_photos, recipe.limit
+    calib_photos = corpus[:: max(1, len(corpus) // n)][:n]
     calibration = calibration_inputs(calib_photos, arch.spec())
     log.info("calibrating int8 on %d corpus photos", len(calibration))
     blobs = {kind: convert(model, kind, calibration) for kind in KINDS}
@@ -166,18 +186,19 @@ def convert_run(run: Path, weights: str, shared: Path, calibration_photos: int, 
     if agreement < INT8_MIN_CC and not check_limit:
         raise RuntimeError(f"int8 map agreement {agreement:.4f} < {INT8_MIN_CC}")
     checks = {"int8_vs_float32_cc": agreement, "int8_ops": sorted({o[0] for o in operators(blobs["int8"])})}
-    parameters = int(model.count_params())
     # a provisional card at once: without one the runtime would stretch photos into the input, and every
     # comparison and calibration before write_models must see the model as it will ship (letterboxed)
-    carded = {kind: embed_card(blob, model_card(arch, parameters, kind, {})) for kind, blob in blobs.items()}
-    return Exported(arch, parameters, carded, checks)
+    flip = recipe.flip_average
+    carded = {kind: embed_card(blob, model_card(arch, parameters, kind, {}, flip)) for kind, blob in blobs.items()}
+    return Exported(arch, parameters, carded, checks, flip)
 
 
 def write_models(exported: Exported, out: Path, extra: dict) -> None:
     """edgecrop_{int8,float16,float32}.tflite, each with its card embedded, and the cards as .md."""
     out.mkdir(parents=True, exist_ok=True)
     for kind, blob in exported.blobs.items():
-        card = replace(model_card(exported.arch, exported.parameters, kind, extra), checks=exported.checks)
+        card = model_card(exported.arch, exported.parameters, kind, extra, exported.flip_average)
+        card = replace(card, checks=exported.checks)
         (out / f"edgecrop_{kind}.tflite").write_bytes(embed_card(blob, card))
         (out / f"edgecrop_{kind}.md").write_text(card_markdown(card))
         log.info("wrote %s (%d bytes)", out / f"edgecrop_{kind}.tflite", len(blob))
@@ -204,9 +225,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     extra = json.loads(args.card_extra.read_text()) if args.card_extra else {}
-    exported = convert_run(
-        args.run, args.weights, paths.shared_dir(args.shared), args.smoke or CALIBRATION_PHOTOS, args.smoke
-    )
+    recipe = Recipe.from_json((args.run / "recipe.json").read_text())  # the recipe the run was trained with
+    if args.smoke:
+        recipe = replace(recipe, calibration_photos=args.smoke, limit=args.smoke)
+    exported = convert_run(args.run, args.weights, paths.shared_dir(args.shared), recipe)
     write_models(exported, args.out, extra)
 
 

@@ -7,9 +7,11 @@
 2. the large student (the recipe's width multiplier) trained from random initialisation
 3. Fisher-pruned to the FLOPs budget, then fine-tuned
 4. a student of exactly the pruned widths trained from scratch, same recipe, same number of epochs
-5. both exported to int8 and compared on validation crops (OSIE, EyeCrowd, shape re-cuts): the better ships
-6. the centre prior and temperature fitted on validation crops (converters.calibrate), into the card
-7. the shipped model evaluated (converters.evaluate); every figure goes into its card
+5. both refined: a few more epochs with a loss leaning on human fixations
+6. both exported to int8 (flip-averaged) and compared on validation crops (OSIE, EyeCrowd, shape re-cuts):
+   the better ships
+7. the centre prior and temperature fitted on validation crops (converters.calibrate), into the card
+8. the shipped model evaluated (converters.evaluate); every figure goes into its card
 
 Every stage is resumable, so rerunning after an interruption continues where it stopped.
 """
@@ -28,7 +30,7 @@ from .data import photo_sets
 from .prune import run_pruning
 from .recipe import SHIPPED, Recipe
 from .student import active_widths, flops
-from .train import load_training_data, run_training, setup_logging
+from .train import load_training_data, run_refining, run_training, setup_logging
 
 log = logging.getLogger("converters.pipeline")
 
@@ -44,21 +46,17 @@ def run_pipeline(work: Path, shared: Path, out: Path, recipe: Recipe, cache: Pat
     widths = active_widths(pruned)
     run_training(recipe, work / "scratch", data, widths=widths, epochs=recipe.epochs + recipe.finetune_epochs)
 
-    check_limit = recipe.limit
-    candidates = {
-        "fisher_pruned": export.convert_run(
-            work / "large", "pruned_model.npz", shared, recipe.calibration_photos, check_limit
-        ),
-        "scratch": export.convert_run(
-            work / "scratch", "train_model.npz", shared, recipe.calibration_photos, check_limit
-        ),
+    refined = {
+        "fisher_pruned": run_refining(recipe, work / "large", data, "pruned_model.npz"),
+        "scratch": run_refining(recipe, work / "scratch", data, "train_model.npz"),
     }
+    candidates = {name: export.convert_run(w.parent, w.name, shared, recipe) for name, w in refined.items()}
     sets = evaluate.validation_sets(shared, recipe.limit)
     comparison = {
         name: evaluate.summary(evaluate.evaluate_model(c.blobs["int8"], sets)) for name, c in candidates.items()
     }
     for name, c in candidates.items():
-        comparison[name].update(mflops=flops(c.arch) / 1e6, parameters=c.parameters)
+        comparison[name].update(mflops=c.mflops, parameters=c.parameters)
     winner = max(comparison, key=lambda k: comparison[k]["mean_normalised"])
     log.info("pruned vs scratch at equal FLOPs: %s; shipping %s", json.dumps(comparison), winner)
 

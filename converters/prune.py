@@ -35,8 +35,8 @@ from .train import (
     evaluate_loss,
     per_example_losses,
     stage_main,
-    train,
     train_and_val,
+    train_stage,
 )
 
 log = logging.getLogger("converters.prune")
@@ -253,19 +253,8 @@ def run_pruning(recipe: Recipe, run: Path, data: dict[str, list[Sample]]):
     train_set, val_set = train_and_val(data, recipe)
     prune(model, arch, train_set, val_set, run, recipe)
     if not (run / "finetune_model.npz").exists():
-        train(
-            model,
-            arch,
-            train_set,
-            val_set,
-            run,
-            recipe.finetune_epochs,
-            lr=recipe.finetune_lr,
-            batch_size=recipe.batch_size,
-            seed=recipe.seed + 1,
-            weights=recipe.loss,
-            tag="finetune",
-        )
+        epochs, lr, seed = recipe.finetune_epochs, recipe.finetune_lr, recipe.seed + 1
+        train_stage(recipe, model, arch, data, run, epochs, lr, recipe.loss, seed, "finetune")
         _record(run / "curve.csv", model, arch, val_set, recipe.loss, -1, stage="finetuned")
     else:
         _load_npz(model.weights, run / "finetune_model.npz")

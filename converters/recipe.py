@@ -48,16 +48,23 @@ class Recipe:
     max_removals: int | None = None
     finetune_epochs: int = 4
     finetune_lr: float = 5e-4
+    # refining, the last stage of both candidates (pruned and from scratch): the loss leans on fixations
+    refine_epochs: int = 4
+    refine_lr: float = 5e-4
+    refine_loss: LossWeights = field(default_factory=lambda: LossWeights(teacher=0.2, fixations=0.8))
     # export
+    flip_average: bool = True  # the exported model averages the maps of the photo and its mirror image
     calibration_photos: int = 240
     limit: int | None = None  # only the first N photos of every set (smoke runs)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "resize", Resize(self.resize))
-        if isinstance(self.loss, dict):
-            object.__setattr__(self, "loss", LossWeights(**self.loss))
+        for name in ("loss", "refine_loss"):
+            if isinstance(getattr(self, name), dict):
+                object.__setattr__(self, name, LossWeights(**getattr(self, name)))
         object.__setattr__(self, "fixation_sets", tuple(self.fixation_sets))
-        for name in ("epochs", "batch_size", "prune_every", "eval_every", "input_size", "calibration_photos"):
+        counts = ("epochs", "refine_epochs", "batch_size", "prune_every", "eval_every", "input_size")
+        for name in (*counts, "calibration_photos"):
             if getattr(self, name) < 1:
                 raise ValueError(f"recipe: {name} must be at least 1")
         if self.width_multiplier <= 0 or self.target_mflops <= 0:
@@ -82,6 +89,7 @@ class Recipe:
             self,
             epochs=1,
             finetune_epochs=1,
+            refine_epochs=1,
             limit=8,
             prune_every=1,
             eval_every=2,

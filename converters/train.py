@@ -231,6 +231,27 @@ def run_training(
     arch = setup_run(run, recipe, architecture(recipe, widths))
     tf.keras.utils.set_random_seed(recipe.seed)
     model = build_student(arch)
+    train_stage(recipe, model, arch, data, run, epochs or recipe.epochs, recipe.lr, recipe.loss, recipe.seed, "train")
+    return model, arch
+
+
+def run_refining(recipe: Recipe, run: Path, data: dict[str, list[Sample]], start: str) -> Path:
+    """The last stage of every candidate: ``recipe.refine_epochs`` more epochs from the weights ``start``
+    of ``run``, with a loss leaning on the human fixations (the teacher brought the student this far;
+    where people look is what crops are judged on). Returns the refined weights file."""
+    arch = Architecture.from_json((run / "architecture.json").read_text())
+    seed = recipe.seed + 2
+    tf.keras.utils.set_random_seed(seed)
+    model = build_student(arch)
+    _load_npz(model.weights, run / start)
+    train_stage(
+        recipe, model, arch, data, run, recipe.refine_epochs, recipe.refine_lr, recipe.refine_loss, seed, "refine"
+    )
+    return run / "refine_model.npz"
+
+
+def train_stage(recipe, model, arch, data, run: Path, epochs: int, lr: float, loss: LossWeights, seed: int, tag: str):
+    """``train`` on the recipe's training photos, validated on its validation photos."""
     train_set, val_set = train_and_val(data, recipe)
     train(
         model,
@@ -238,13 +259,13 @@ def run_training(
         train_set,
         val_set,
         run,
-        epochs or recipe.epochs,
-        lr=recipe.lr,
+        epochs,
+        lr=lr,
         batch_size=recipe.batch_size,
-        seed=recipe.seed,
-        weights=recipe.loss,
+        seed=seed,
+        weights=loss,
+        tag=tag,
     )
-    return model, arch
 
 
 def stage_main(argv: list[str] | None, doc: str | None, stage) -> None:

@@ -79,7 +79,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
         else:
             blob = convert(model, kind, calib)
         paths[kind] = out / f"tiny_{kind}.tflite"
-        paths[kind].write_bytes(embed_card(blob, model_card(arch, int(model.count_params()), kind, {})))
+        paths[kind].write_bytes(embed_card(blob, model_card(arch, int(model.count_params()), kind, {}, False)))
     # the Keras model's own map of the sample photo: what every converted file must reproduce
     from edgecrop.images import load_image
     from edgecrop.preprocess import content_cells, to_input, to_probability
