@@ -14,7 +14,7 @@ from __future__ import annotations
 import collections
 import itertools
 import os
-import threading
+import queue
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -93,6 +93,7 @@ class Cropper:
         model = self.options.model
         if not isinstance(model, (bytes, bytearray)):
             model = resolve_model(model)
+        self._idle: queue.SimpleQueue[Cropper] = queue.SimpleQueue()  # batch workers, one interpreter each
         threads = self.options.num_threads or min(4, os.cpu_count() or 1)
         self.model = SaliencyModel(
             model,
@@ -155,8 +156,9 @@ class Cropper:
     ) -> Iterator[R | EdgecropError]:
         """``fn(cropper, item)`` for every item, on ``jobs`` threads, in input order; an EdgecropError raised
         for an item is yielded in its place. Each thread has its own interpreter (one thread each), so
-        inference runs in parallel as decoding does (Pillow and LiteRT release the GIL); with a delegate
-        the threads share this Cropper's accelerator."""
+        inference runs in parallel as decoding does (Pillow, LiteRT and the search release the GIL); the
+        workers' interpreters are kept for the next batch until close(). With a delegate the threads
+        share this Cropper's accelerator."""
         jobs = (os.cpu_count() or 1) if jobs is None else jobs
         if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_THREADS:
             raise OptionError(f"jobs must be an integer from 1 to {MAX_THREADS}, not {jobs!r}")
@@ -165,21 +167,17 @@ class Cropper:
         return self._map_threads(fn, items, jobs)
 
     def _map_threads(self, fn, items, jobs: int):
-        local = threading.local()
-        workers: list[Cropper] = []
-        lock = threading.Lock()
-
-        def worker() -> Cropper:
-            if self.options.delegate:
-                return self
-            if not hasattr(local, "cropper"):
-                local.cropper = Cropper(replace(self.options, model=self.model.data, num_threads=1))
-                with lock:
-                    workers.append(local.cropper)
-            return local.cropper
-
         def job(item):
-            return _guarded(fn, worker(), item)
+            if self.options.delegate:
+                return _guarded(fn, self, item)
+            try:
+                worker = self._idle.get_nowait()
+            except queue.Empty:
+                worker = Cropper(replace(self.options, model=self.model.data, num_threads=1))
+            try:
+                return _guarded(fn, worker, item)
+            finally:
+                self._idle.put(worker)
 
         pending: collections.deque = collections.deque()
         iterator = iter(items)
@@ -193,8 +191,6 @@ class Cropper:
         finally:
             for f in pending:
                 f.cancel()
-            for c in workers:
-                c.close()
 
     def _loaded(self, image: ImageSource | LoadedImage) -> LoadedImage:
         return image if isinstance(image, LoadedImage) else self.load(image)
@@ -216,6 +212,8 @@ class Cropper:
         return prob
 
     def close(self) -> None:
+        while not self._idle.empty():
+            self._idle.get_nowait().close()
         self.model.close()
 
     def __enter__(self) -> Cropper:
