@@ -174,15 +174,18 @@ def _row_scores(sat, y, ch, sy, penalty, nx, col, frac, rows, done, scores):
         for i in (i0, i0 + 1, i1, i1 + 1):
             _table_row(sat, i, nx, col[e], frac[e], rows[e], done[e])
     left, right = rows[0], rows[1]
-    top = -np.inf
+    r0, r1, l0, l1 = right[i0], right[i0 + 1], left[i0], left[i0 + 1]  # rows as 1-D views: a loop
+    r2, r3, l2, l3 = right[i1], right[i1 + 1], left[i1], left[i1 + 1]  # the compiler vectorises
     for b in range(nx):
         mass = (
-            (right[i1, b] * (1 - f1) + right[i1 + 1, b] * f1)
-            - (left[i1, b] * (1 - f1) + left[i1 + 1, b] * f1)
-            - (right[i0, b] * (1 - f0) + right[i0 + 1, b] * f0)
-            + (left[i0, b] * (1 - f0) + left[i0 + 1, b] * f0)
+            (r2[b] * (1 - f1) + r3[b] * f1)
+            - (l2[b] * (1 - f1) + l3[b] * f1)
+            - (r0[b] * (1 - f0) + r1[b] * f0)
+            + (l0[b] * (1 - f0) + l1[b] * f0)
         )
         scores[b] = mass - penalty
+    top = -np.inf
+    for b in range(nx):
         top = max(top, scores[b])
     return top
 
@@ -479,7 +482,11 @@ def search(
     nms_iou: float = 0.5,
 ) -> list[Scored]:
     """Best windows of one aspect ratio: top-k by score, with non-maximum suppression."""
-    scales = [1.0] if min_scale >= 1.0 else list(np.linspace(1.0, min_scale, max(2, scale_steps)))
+    scales = [1.0]
+    if min_scale < 1.0:  # np.linspace(1, min_scale, n), as the Java core computes it, without its overhead
+        n = max(2, scale_steps)
+        step = (min_scale - 1.0) / (n - 1)
+        scales = [i * step + 1.0 for i in range(n - 1)] + [min_scale]
     sizes = np.array([largest_window(width, height, ratio, s) for s in scales], dtype=np.int64)
     rows = search_kernel(sat, width, height, sizes, float(area_cost), int(top_k), float(nms_iou))
     return [Scored(Box(int(x), int(y), int(w), int(h)), float(score)) for x, y, w, h, score in rows]
