@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     m = machine()
-    print(f"{m['cpu']}, {m['cores']} cores; python -m benchmarks.batch_throughput --photos {args.photos} --repeats {args.repeats}")
+    command = f"python -m benchmarks.batch_throughput --photos {args.photos} --repeats {args.repeats}"
+    print(f"{m['cpu']}, {m['cores']} cores; {command}")
     print("| input | jobs | --jobs 1 (photos/s) | threads | processes | threads / jobs 1 | processes / jobs 1 |")
     print("|---|---|---|---|---|---|---|")
     for r in run(args.photos, args.repeats):
