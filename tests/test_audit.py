@@ -15,6 +15,7 @@ from edgecrop import AspectRatio, Cropper, Policy
 from edgecrop.audit import (
     PairOutcome,
     face_outcomes,
+    faces_markdown,
     join,
     kept,
     pair_outcomes,
@@ -97,6 +98,8 @@ def test_faces_kept_whole_against_the_centre(tmp_path):
     assert len(rows) == 2  # the profile face is not counted
     result = summarise_faces(rows, [AspectRatio(1, 1)], [Policy.CENTRE])
     assert result["kept_whole"]["centre"]["1:1"]["all"] == 0.5  # the centre face, not the one at the edge
+    report = faces_markdown(result, "edgecrop audit faces ann.json")
+    assert "faces whole" in report and "group A" not in report  # its own reading, not the pairs audit's
 
 
 def test_audit_cli_writes_reports_and_never_overwrites(tmp_path):
