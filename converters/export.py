@@ -28,7 +28,7 @@ from . import paths
 from .data import load_splits, photo_sets
 from .metrics import cc
 from .recipe import Recipe
-from .student import Architecture, build_student, flops, slim, with_flip_average
+from .student import Architecture, build_student, flops, slim
 from .tflite_edit import embed_card, operators
 
 log = logging.getLogger("converters.export")
@@ -113,9 +113,10 @@ def model_card(arch: Architecture, parameters: int, kind: str, extra: dict, flip
             stride=4,
             map=(spec.map_height, spec.map_width),
             centre_prior=CentrePrior(**prior) if prior else None,
+            flip_average=flip_average,
         ),
         parameters=parameters,
-        flops=map_flops(arch, flip_average),
+        flops=flops(arch),  # of one inference; a flip-averaged map costs two
         quantization=kind,
         training_data=TRAINING_DATA,
         training=extra.get("training", {}),
@@ -129,14 +130,9 @@ def model_card(arch: Architecture, parameters: int, kind: str, extra: dict, flip
     )
 
 
-def map_flops(arch: Architecture, flip_average: bool) -> int:
-    """What one map costs: the student's FLOPs, twice with flip averaging."""
-    return flops(arch) * (2 if flip_average else 1)
-
-
 FLIP_AVERAGE = (
-    "; run on the photo and its mirror image as one batch of two, the mirror's map flipped back and the "
-    "two logit maps averaged (twice the FLOPs, the same weights)"
+    "; runtimes run it on the photo and on its mirror image and average the two logit maps, the mirror's "
+    "flipped back (output.flip_average: a map costs two inferences)"
 )
 
 TRAINING_DATA = {
@@ -159,18 +155,17 @@ class Exported:
 
     @property
     def mflops(self) -> float:
-        return map_flops(self.arch, self.flip_average) / 1e6
+        """What one map costs: the student's FLOPs, twice when flip-averaged."""
+        return flops(self.arch) * (2 if self.flip_average else 1) / 1e6
 
 
 def convert_run(run: Path, weights: str, shared: Path, recipe: Recipe):
-    """The masked weights ``run/weights`` slimmed (and wrapped for flip averaging if the recipe says so),
-    converted to int8 / float16 / float32, checked: every int8 op fully integer, int8 maps within
-    INT8_MIN_CC of float32 on OSIE validation (the recipe's ``limit`` photos only in smoke runs)."""
+    """The masked weights ``run/weights`` slimmed and converted to int8 / float16 / float32, checked: every
+    int8 op fully integer, int8 maps within INT8_MIN_CC of float32 on OSIE validation (the recipe's
+    ``limit`` photos only in smoke runs); the card says whether runtimes flip-average (the recipe's choice)."""
     masked, arch = load_trained(run, weights)
     model, arch = slim(masked, arch)
     parameters = int(model.count_params())
-    if recipe.flip_average:
-        model = with_flip_average(model)
     corpus = photo_sets(shared)["corpus"]
     n, check_limit = recipe.calibration_photos, recipe.limit
     calib_photos = corpus[:: max(1, len(corpus) // n)][:n]

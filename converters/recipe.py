@@ -53,7 +53,7 @@ class Recipe:
     refine_lr: float = 5e-4
     refine_loss: LossWeights = field(default_factory=lambda: LossWeights(teacher=0.2, fixations=0.8))
     # export
-    flip_average: bool = True  # the exported model averages the maps of the photo and its mirror image
+    flip_average: bool = True  # the card tells runtimes to average the maps of the photo and its mirror image
     calibration_photos: int = 240
     limit: int | None = None  # only the first N photos of every set (smoke runs)
 

@@ -123,19 +123,6 @@ def build_student(arch: Architecture, masks: bool = True) -> keras.Model:
     return keras.Model(inp, out, name="edgecrop_student")
 
 
-def with_flip_average(student: keras.Model) -> keras.Model:
-    """The student run on the picture and its mirror image as one batch of two, the mirror's map flipped
-    back and the two logit maps averaged: a map that cannot prefer one side of a symmetric scene, with
-    less of any one view's noise (validation crops gain on every set). Twice the FLOPs, the same weights;
-    the output is the same logit map, so runtimes need to know nothing of it."""
-    inp = keras.Input(student.input_shape[1:], batch_size=1, name="image")
-    maps = student(layers.Concatenate(axis=0, name="with_mirror")([inp, keras.ops.flip(inp, axis=2)]))
-    size = (1, *maps.shape[1:])
-    picture, mirror = (keras.ops.slice(maps, (k, 0, 0, 0), size) for k in (0, 1))
-    out = layers.Average(name="flip_average")([picture, keras.ops.flip(mirror, axis=2)])
-    return keras.Model(inp, out, name=f"{student.name}_flip_average")
-
-
 def mask_layers(model: keras.Model) -> dict[str, ChannelMask]:
     return {la.name[: -len("_mask")]: la for la in model.layers if isinstance(la, ChannelMask)}
 

@@ -77,9 +77,12 @@ class OutputCard:
     stride: int | None = None  # input pixels per output cell (informative)
     map: tuple[int, int] | None = None  # (height, width) of the map (informative)
     centre_prior: CentrePrior | None = None
+    flip_average: bool = False  # the map is the mean of the photo's and its mirror image's (flipped back)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", _enum(OutputKind, self.kind, "output.kind"))
+        if not isinstance(self.flip_average, bool):
+            raise ModelError(f"model card: output.flip_average must be true or false, not {self.flip_average!r}")
         if not (_finite(self.temperature) and 1e-3 <= self.temperature <= 1e3):
             raise ModelError(f"model card: output.temperature must be in [0.001, 1000], not {self.temperature!r}")
         if self.name is not None and not isinstance(self.name, str):
@@ -210,6 +213,8 @@ def card_summary(card: ModelCard) -> list[str]:
     lines.append(f"input: {size}{inp.resize.value}, {inp.channels}; output: {out.kind.value} (T={out.temperature:g})")
     if out.centre_prior:
         lines.append(f"centre prior: weight {out.centre_prior.weight:.2f}, sigma {out.centre_prior.sigma:.2f}")
+    if out.flip_average:
+        lines.append("flip-averaged: run on the photo and its mirror image (two inferences per map)")
     size_bits = [f"{card.parameters:,} parameters" if card.parameters else "", _mflops(card.flops), card.quantization]
     if any(size_bits):
         lines.append(", ".join(b for b in size_bits if b))

@@ -22,7 +22,7 @@ import numpy as np
 from .backend import get_backend, load_delegate
 from .card import CARD_METADATA_NAME, ModelCard
 from .errors import ModelError
-from .preprocess import InputSpec
+from .preprocess import InputSpec, flip_average
 from .tflite_metadata import ModelFormatError, read_metadata
 from .tflite_verify import verify_model
 
@@ -106,10 +106,19 @@ class SaliencyModel:
         self._lock = threading.Lock()
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
-        """Raw output map (float32, map_height x map_width) for a uint8 HxWx3 input array."""
+        """Raw output map (float32, map_height x map_width) for a uint8 HxWx3 input array. With the card's
+        ``output.flip_average``, the mean of the maps of the input and of its mirror image (flipped back):
+        the whole canvas is mirrored, so the letterbox's cells stay where they were."""
         spec = self.info.spec
         if pixels.shape != (spec.height, spec.width, 3) or pixels.dtype != np.uint8:
             raise ValueError(f"expected uint8 array of shape {(spec.height, spec.width, 3)}")
+        raw = self._invoke(pixels)
+        if self.info.card.output.flip_average:
+            raw = flip_average(raw, self._invoke(pixels[:, ::-1]))
+        return raw
+
+    def _invoke(self, pixels: np.ndarray) -> np.ndarray:
+        spec = self.info.spec
         tensor = np.empty(pixels.shape, dtype=self._table.dtype)
         for c in range(3):
             tensor[..., c] = self._table[c][pixels[..., c]]

@@ -86,6 +86,12 @@ def content_cells(raw_map: np.ndarray, place: Layout) -> np.ndarray:
     return raw_map[top : top + height, left : left + width]
 
 
+def flip_average(raw: np.ndarray, raw_of_mirror: np.ndarray) -> np.ndarray:
+    """The mean of a raw map and the raw map of the mirrored input, flipped back (float32 arithmetic, as the
+    Java core's Saliency.flipAverage): what a card with ``output.flip_average`` asks of the runtime."""
+    return (raw.astype(np.float32) + raw_of_mirror.astype(np.float32)[:, ::-1]) / np.float32(2)
+
+
 def to_probability(values: np.ndarray, kind: OutputKind | str, temperature: float = 1.0) -> np.ndarray:
     """Turn a model's map (logits, probabilities or unnormalised saliency) into a map summing to 1."""
     kind = OutputKind(kind)

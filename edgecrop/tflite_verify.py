@@ -87,7 +87,6 @@ OPERATORS: dict[int, tuple[str, int, int, int]] = {
     92: ("SQUARE", 1, 1, 1),
     97: ("RESIZE_NEAREST_NEIGHBOR", 2, 2, 1),
     98: ("LEAKY_RELU", 1, 1, 1),
-    105: ("REVERSE_V2", 2, 2, 1),
     106: ("ADD_N", 1, 64, 1),
     114: ("QUANTIZE", 1, 1, 1),
     117: ("HARD_SWISH", 1, 1, 1),

@@ -18,7 +18,7 @@ from PIL import Image
 
 from edgecrop import CentrePrior, Cropper, ModelCard, ModelError, OutputCard
 from edgecrop.model import Quantization, input_table
-from edgecrop.preprocess import InputSpec, layout, mix_centre_prior, to_probability
+from edgecrop.preprocess import InputSpec, flip_average, layout, mix_centre_prior, to_probability
 from edgecrop.registry import list_models
 from edgecrop.search import Boost, SearchOptions, find_crops, parse_aspects
 
@@ -156,32 +156,42 @@ def lut_cases() -> list[dict]:
 
 
 def output_cases() -> list[dict]:
-    """Dequantisation and the whole postprocess stage as a card specifies it (kind, temperature, prior)."""
+    """Dequantisation and the whole postprocess stage as a card specifies it (flip average, kind, temperature,
+    prior)."""
     rng = np.random.default_rng(3)
     out = []
-    for kind, temperature, scale, zp, prior in [
-        ("logits", 1.0, 0.0625, -12, None),
-        ("logits", 2.0, 0.2, 5, None),
-        ("probability", 1.0, 0.001, -128, None),
-        ("saliency", 1.0, 0.05, 0, None),
-        ("logits", 1.0, 0.1, 0, (0.3, 0.25)),
-        ("logits", 1.5, 0.08, -20, (0.75, 1.5)),
+    for kind, temperature, scale, zp, prior, flip in [
+        ("logits", 1.0, 0.0625, -12, None, False),
+        ("logits", 2.0, 0.2, 5, None, False),
+        ("probability", 1.0, 0.001, -128, None, False),
+        ("saliency", 1.0, 0.05, 0, None, False),
+        ("logits", 1.0, 0.1, 0, (0.3, 0.25), False),
+        ("logits", 1.5, 0.08, -20, (0.75, 1.5), False),
+        ("logits", 1.0, 0.0395, 85, (0.6, 0.5), True),
     ]:
         q = rng.integers(-128, 128, 30).astype(np.int8)
         deq = ((q.astype(np.float32) - zp) * scale).astype(np.float32)
+        q_mirror = rng.integers(-128, 128, 30).astype(np.int8) if flip else None
+        if q_mirror is not None:  # the raw map of the mirrored input, averaged in as the card asks
+            deq_mirror = ((q_mirror.astype(np.float32) - zp) * scale).astype(np.float32)
+            deq = flip_average(deq.reshape(5, 6), deq_mirror.reshape(5, 6)).ravel()
         prob = to_probability(deq.reshape(5, 6), kind, temperature)
         if prior:
             prob = mix_centre_prior(prob, *prior)
         out.append(
             {
                 "q": q.tolist(),
+                "q_mirror": None if q_mirror is None else q_mirror.tolist(),
                 "scale": scale,
                 "zero_point": zp,
                 "shape": [5, 6],
                 "card": ModelCard(
                     name="t",
                     output=OutputCard(
-                        kind=kind, temperature=temperature, centre_prior=CentrePrior(*prior) if prior else None
+                        kind=kind,
+                        temperature=temperature,
+                        centre_prior=CentrePrior(*prior) if prior else None,
+                        flip_average=flip,
                     ),
                 ).to_json(),
                 "dequantized": deq.tolist(),
@@ -205,6 +215,7 @@ def card_cases() -> dict:
             "kind": c.output.kind.value,
             "temperature": c.output.temperature,
             "centre_prior": [prior.weight, prior.sigma] if prior else None,
+            "flip_average": c.output.flip_average,
             "recommended_policy": c.recommended_policy.value if c.recommended_policy else None,
         }
     bad = [
@@ -219,6 +230,8 @@ def card_cases() -> dict:
         '{"name": "m", "output": {"centre_prior": {"weight": 1.5, "sigma": 0.3}}}',
         '{"name": "m", "output": {"centre_prior": {"weight": 0.2}}}',
         '{"name": "m", "recommended_policy": "biggest"}',
+        '{"name": "m", "output": {"flip_average": "yes"}}',
+        '{"name": "m", "output": {"flip_average": 1}}',
         '{"name": "m", "metrics": ' + "[" * 200 + "]" * 200 + "}",
     ]
     for text in bad:  # every one of these is refused by the Python reader too

@@ -62,34 +62,6 @@ def test_slim_removes_masked_maps_exactly():
 
 
 @pytest.mark.convert
-def test_flip_average_is_the_mean_of_both_views_and_converts_to_verified_int8():
-    import tensorflow as tf
-
-    from converters.export import check_int8, convert, operators
-    from converters.student import Architecture, build_student, with_flip_average
-    from edgecrop.tflite_verify import verify_model
-
-    tf.keras.utils.set_random_seed(2)
-    arch = Architecture(input_size=64, stem=4, blocks=((2, 4), (2, 8), (2, 8), (2, 8)), taps=(1, 2, 3), readout=4)
-    student = build_student(arch, masks=False)
-    for w in student.trainable_weights:  # an asymmetric student, so a missing flip would show
-        w.assign(tf.random.normal(w.shape, stddev=0.3))
-    x = np.random.default_rng(0).random((1, 64, 64, 3), dtype=np.float32)
-    expected = (student(x).numpy() + student(x[:, :, ::-1]).numpy()[:, :, ::-1]) / 2
-    assert not np.allclose(expected, student(x).numpy(), atol=1e-3)
-    wrapped = with_flip_average(student)
-    np.testing.assert_allclose(wrapped(x).numpy(), expected, rtol=1e-5, atol=1e-5)
-    mirrored = wrapped(x[:, :, ::-1]).numpy()[:, :, ::-1]
-    np.testing.assert_allclose(mirrored, expected, rtol=1e-5, atol=1e-5)  # symmetric by construction
-    blob = convert(
-        wrapped, "int8", [np.random.default_rng(k).random((1, 64, 64, 3), dtype=np.float32) for k in range(4)]
-    )
-    assert check_int8(blob) == []
-    assert "REVERSE_V2" in {op[0] for op in operators(blob)}
-    verify_model(blob, "flip-averaged")  # the runtime's verifier accepts it
-
-
-@pytest.mark.convert
 def test_removal_savings_positive():
     from converters.prune import removal_savings
     from converters.student import Architecture

@@ -177,3 +177,21 @@ def test_crop_many_keeps_order_and_puts_errors_in_place(sample_path, photo, tmp_
 def test_crop_many_refuses_bad_jobs(jobs, sample_path):
     with Cropper() as c, pytest.raises(OptionError):
         list(c.crop_many([sample_path], jobs=jobs))
+
+
+@pytest.mark.convert
+def test_flip_average_is_the_mean_of_the_photo_and_its_mirror(tiny_models):
+    from dataclasses import replace
+
+    from converters.tflite_edit import embed_card
+    from edgecrop.model import read_card
+
+    data = tiny_models["int8"].read_bytes()
+    card = read_card(data, "tiny")
+    both = embed_card(data, replace(card, output=replace(card.output, flip_average=True)))
+    x = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    with SaliencyModel(data) as plain, SaliencyModel(both) as averaged:
+        a, mirrored = plain.run(x), plain.run(np.ascontiguousarray(x[:, ::-1]))[:, ::-1]
+        assert not np.allclose(a, mirrored)  # the tiny model is not symmetric, so a missing flip would show
+        np.testing.assert_allclose(averaged.run(x), (a + mirrored) / 2, rtol=1e-6)
+        np.testing.assert_allclose(averaged.run(np.ascontiguousarray(x[:, ::-1]))[:, ::-1], averaged.run(x), atol=1e-6)

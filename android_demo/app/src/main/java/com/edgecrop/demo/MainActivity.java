@@ -152,6 +152,11 @@ public class MainActivity extends Activity {
             float scale = m.getOutputTensor(0).quantizationParams().getScale();
             int zp = m.getOutputTensor(0).quantizationParams().getZeroPoint();
             float[] deq = Saliency.dequantize(raw, scale, zp);
+            if (card.output.flipAverage) { // the card says: average with the mirror image's map
+                byte[] rawMirror = new byte[raw.length];
+                m.run(Preprocess.mirrored(input, spec.height, spec.width), ByteBuffer.wrap(rawMirror).order(ByteOrder.nativeOrder()));
+                deq = Saliency.flipAverage(deq, Saliency.dequantize(rawMirror, scale, zp), spec.mapHeight, spec.mapWidth);
+            }
             int h = place.cells[3], w = place.cells[2];
             double[] map = Saliency.postprocess(Preprocess.contentCells(deq, spec, place), h, w, card);
             SearchOptions options = new SearchOptions();

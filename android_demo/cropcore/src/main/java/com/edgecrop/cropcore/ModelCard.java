@@ -41,11 +41,13 @@ public final class ModelCard {
         public final String kind;
         public final double temperature;
         public final CentrePrior centrePrior; // null: none
+        public final boolean flipAverage; // the map is the mean of the photo's and its mirror image's
 
-        OutputCard(String kind, double temperature, CentrePrior centrePrior) {
+        OutputCard(String kind, double temperature, CentrePrior centrePrior, boolean flipAverage) {
             this.kind = kind;
             this.temperature = temperature;
             this.centrePrior = centrePrior;
+            this.flipAverage = flipAverage;
         }
     }
 
@@ -64,7 +66,7 @@ public final class ModelCard {
     /** The card a model without one gets (ModelCard.default in Python). */
     public static ModelCard defaultCard(String name) {
         return new ModelCard(name, new InputCard("stretch", new double[] {0, 0, 0}, new double[] {255, 255, 255}),
-                new OutputCard("saliency", 1.0, null), null);
+                new OutputCard("saliency", 1.0, null, false), null);
     }
 
     /** The card embedded in a .tflite model's metadata, or the default card when it has none. */
@@ -96,6 +98,9 @@ public final class ModelCard {
             prior = new CentrePrior(number(m.get("weight"), "output.centre_prior.weight"),
                     number(m.get("sigma"), "output.centre_prior.sigma"));
         }
+        Object flip = out.getOrDefault("flip_average", Boolean.FALSE);
+        if (!(flip instanceof Boolean))
+            throw new IllegalArgumentException("model card: output.flip_average must be true or false");
         Object policy = card.get("recommended_policy");
         Policy recommended = null;
         if (policy != null) {
@@ -106,7 +111,8 @@ public final class ModelCard {
                 throw new IllegalArgumentException("model card: recommended_policy: " + e.getMessage());
             }
         }
-        return new ModelCard((String) name, new InputCard(resize, mean, std), new OutputCard(kind, temperature, prior), recommended);
+        return new ModelCard((String) name, new InputCard(resize, mean, std), new OutputCard(kind, temperature, prior, (Boolean) flip),
+                recommended);
     }
 
     @SuppressWarnings("unchecked")

@@ -72,6 +72,22 @@ public final class Preprocess {
     }
 
     /** The part of a row-major mapHeight x mapWidth output that covers the picture. */
+    /** The model input of the mirror image: every row of a height x width x 3 input buffer reversed, pixel by pixel. */
+    public static java.nio.ByteBuffer mirrored(java.nio.ByteBuffer input, int height, int width) {
+        int pixel = input.capacity() / (height * width); // bytes per pixel: 3 channels of 1 or 4 bytes
+        java.nio.ByteBuffer out = java.nio.ByteBuffer.allocateDirect(input.capacity()).order(input.order());
+        byte[] px = new byte[pixel];
+        for (int i = 0; i < height; i++)
+            for (int j = 0; j < width; j++) {
+                input.position((i * width + width - 1 - j) * pixel);
+                input.get(px);
+                out.put(px);
+            }
+        input.rewind();
+        out.rewind();
+        return out;
+    }
+
     public static double[] contentCells(float[] raw, InputSpec spec, Layout place) {
         int left = place.cells[0], top = place.cells[1], w = place.cells[2], h = place.cells[3];
         double[] out = new double[w * h];

@@ -11,6 +11,18 @@ public final class Saliency {
         return out;
     }
 
+    /**
+     * edgecrop.model.SaliencyModel.run with the card's output.flip_average: the mean of the raw map of the input
+     * and the raw map of its mirror image (the whole canvas mirrored, see Preprocess.mirrored), flipped back.
+     */
+    public static float[] flipAverage(float[] raw, float[] rawOfMirror, int mapHeight, int mapWidth) {
+        float[] out = new float[raw.length];
+        for (int i = 0; i < mapHeight; i++)
+            for (int j = 0; j < mapWidth; j++)
+                out[i * mapWidth + j] = (raw[i * mapWidth + j] + rawOfMirror[i * mapWidth + mapWidth - 1 - j]) / 2f;
+        return out;
+    }
+
     /** kind: "logits" (softmax of values / temperature), "probability" (clipped at 0) or "saliency" (minus min). */
     public static double[] toProbability(double[] values, String kind, double temperature) {
         double[] p = new double[values.length];

@@ -127,15 +127,24 @@ public class GoldenTest {
             int[] q = ints(k.get("q"));
             byte[] qb = new byte[q.length];
             for (int i = 0; i < q.length; i++) qb[i] = (byte) q[i];
-            float[] deq = Saliency.dequantize(qb, (float) num(k.get("scale")), integer(k.get("zero_point")));
+            float scale = (float) num(k.get("scale"));
+            int zeroPoint = integer(k.get("zero_point"));
+            int[] shape = ints(k.get("shape"));
+            float[] deq = Saliency.dequantize(qb, scale, zeroPoint);
+            if (k.get("q_mirror") != null) { // the card's flip average, with the mirrored input's raw map
+                int[] m = ints(k.get("q_mirror"));
+                byte[] mb = new byte[m.length];
+                for (int i = 0; i < m.length; i++) mb[i] = (byte) m[i];
+                deq = Saliency.flipAverage(deq, Saliency.dequantize(mb, scale, zeroPoint), shape[0], shape[1]);
+            }
             double[] wantDeq = doubles(k.get("dequantized")), wantProb = doubles(k.get("probability"));
             double[] asDouble = new double[deq.length];
             for (int i = 0; i < deq.length; i++) {
                 assertEquals("dequantised " + i, (float) wantDeq[i], deq[i], 0f);
                 asDouble[i] = deq[i];
             }
-            int[] shape = ints(k.get("shape"));
             ModelCard card = ModelCard.fromJson((String) k.get("card"));
+            assertEquals(k.get("q_mirror") != null, card.output.flipAverage);
             double[] prob = Saliency.postprocess(asDouble, shape[0], shape[1], card);
             for (int i = 0; i < prob.length; i++) assertEquals("probability " + i, wantProb[i], prob[i], 1e-6 * wantProb[i] + 1e-12);
         }
@@ -167,6 +176,7 @@ public class GoldenTest {
                 assertEquals(num(list(prior).get(0)), card.output.centrePrior.weight, 0);
                 assertEquals(num(list(prior).get(1)), card.output.centrePrior.sigma, 0);
             }
+            assertEquals(want.get("flip_average"), card.output.flipAverage);
             Object policy = want.get("recommended_policy");
             assertEquals(policy, card.recommendedPolicy == null ? null : card.recommendedPolicy.value);
         }
