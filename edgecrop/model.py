@@ -112,16 +112,16 @@ class SaliencyModel:
         spec = self.info.spec
         if pixels.shape != (spec.height, spec.width, 3) or pixels.dtype != np.uint8:
             raise ValueError(f"expected uint8 array of shape {(spec.height, spec.width, 3)}")
-        raw = self._invoke(pixels)
-        if self.info.card.output.flip_average:
-            raw = flip_average(raw, self._invoke(pixels[:, ::-1]))
-        return raw
-
-    def _invoke(self, pixels: np.ndarray) -> np.ndarray:
-        spec = self.info.spec
         tensor = np.empty(pixels.shape, dtype=self._table.dtype)
         for c in range(3):
             tensor[..., c] = self._table[c][pixels[..., c]]
+        raw = self._invoke(tensor)
+        if self.info.card.output.flip_average:  # mirroring the tensor is mirroring the picture: one lookup
+            raw = flip_average(raw, self._invoke(np.ascontiguousarray(tensor[:, ::-1])))
+        return raw
+
+    def _invoke(self, tensor: np.ndarray) -> np.ndarray:
+        spec = self.info.spec
         with self._lock:
             if self._interpreter is None:
                 raise ModelError(f"{self.info.name}: the model is closed")
