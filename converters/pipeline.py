@@ -8,8 +8,8 @@
 3. Fisher-pruned to the FLOPs budget, then fine-tuned
 4. a student of exactly the pruned widths trained from scratch, same recipe, same number of epochs
 5. both refined: a few more epochs with a loss leaning on human fixations
-6. both exported to int8 (flip-averaged) and compared on validation crops (OSIE, EyeCrowd, shape re-cuts):
-   the better ships
+6. both exported to int8 (their cards asking for flip averaging) and compared on validation crops (OSIE,
+   EyeCrowd, shape re-cuts): the better ships
 7. the centre prior and temperature fitted on validation crops (converters.calibrate), into the card
 8. the shipped model evaluated (converters.evaluate); every figure goes into its card
 
