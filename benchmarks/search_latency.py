@@ -1,4 +1,5 @@
-"""Crop-search latency: all four ratios on 64x64-class maps, for every option set (warm medians).
+"""Crop-search latency: all four ratios on 64x64-class maps (random ones, and the model's map of the
+sample photo), for every option set (warm medians).
 
     python -m benchmarks.search_latency
 
@@ -13,8 +14,10 @@ import sys
 import time
 
 import numpy as np
+from PIL import Image
 
-from edgecrop import Boost, SearchOptions, find_crops
+from edgecrop import Boost, Cropper, SearchOptions, find_crops
+from edgecrop.bench import sample_photo
 from edgecrop.cropper import DEFAULT_ASPECTS
 from edgecrop.search import parse_aspects
 
@@ -39,12 +42,18 @@ def first_call_seconds() -> float:
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
-def warm_micros(
-    shape: tuple[int, int], width: int, height: int, opts: SearchOptions, repeats: int = 300
-) -> tuple[float, float]:
-    rng = np.random.default_rng(0)
-    m = rng.random(shape).astype(np.float32)
-    m /= m.sum()
+def random_map(shape: tuple[int, int]) -> np.ndarray:
+    m = np.random.default_rng(0).random(shape).astype(np.float32)
+    return m / m.sum()
+
+
+def model_map(width: int, height: int) -> np.ndarray:
+    """The default model's map of the sample photo stretched to width x height: a real, peaked map."""
+    with Image.open(sample_photo()) as im, Cropper() as cropper:
+        return cropper.saliency(im.convert("RGB").resize((width, height), Image.Resampling.BILINEAR))
+
+
+def warm_micros(m: np.ndarray, width: int, height: int, opts: SearchOptions, repeats: int = 300) -> tuple[float, float]:
     for _ in range(20):
         find_crops(m, width, height, RATIOS, opts)
     times = []
@@ -59,13 +68,18 @@ def main() -> None:
     print("crop search, 4 ratios (16:9, 1:1, 4:5, 9:16)")
     print(f"  first call in a fresh process (import + Numba cache load or compile): {first_call_seconds():.3f} s")
     print(f"  second fresh process (Numba on-disk cache warm): {first_call_seconds():.3f} s")
+    maps = [
+        ("random", random_map((48, 64)), (4000, 3000)),
+        ("random", random_map((64, 64)), (1000, 1000)),
+        ("random", random_map((36, 64)), (1920, 1080)),
+        ("the model's", model_map(4000, 3000), (4000, 3000)),
+    ]
     for name, opts in OPTION_SETS.items():
-        for shape, size in [((48, 64), (4000, 3000)), ((64, 64), (1000, 1000)), ((36, 64), (1920, 1080))]:
+        for kind, m, size in maps:
             used = opts or SearchOptions(boosts=[Boost(0.75 * size[0], 0.2 * size[1], weight=2.0)])
-            med, p90 = warm_micros(shape, *size, used)
-            print(
-                f"  {name}; map {shape[1]}x{shape[0]}, {size[0]}x{size[1]} photo: median {med:.0f} us, p90 {p90:.0f} us"
-            )
+            med, p90 = warm_micros(m, *size, used)
+            where = f"{kind} map {m.shape[1]}x{m.shape[0]}, {size[0]}x{size[1]} photo"
+            print(f"  {name}; {where}: median {med:.0f} us, p90 {p90:.0f} us")
     print("rerun: python -m benchmarks.search_latency")
 
 
