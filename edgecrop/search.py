@@ -196,8 +196,8 @@ def search_kernel(sat, width, height, sizes, area_cost, top_k, nms_iou):
     position; the best window by the documented tie rules, then up to top_k - 1 alternatives, each the
     best-ordered window whose IoU with every chosen one is below nms_iou. Rows of (x, y, cw, ch, score).
 
-    Nothing is stored per window: the alternatives rescore the rows of candidates whose best score
-    (kept from the first pass) can still beat the alternative found so far."""
+    With top_k > 1 every window's score is kept, and the alternatives read only the rows whose best score
+    can still beat the alternative found so far."""
     cells_h, cells_w = sat.shape[0] - 1, sat.shape[1] - 1
     sx, sy = cells_w / width, cells_h / height
     count = sizes.shape[0]
@@ -216,7 +216,10 @@ def search_kernel(sat, width, height, sizes, area_cost, top_k, nms_iou):
             col[k, 1, b], frac[k, 1, b] = _cell((xs[k, b] + cw) * sx, cells_w)
         penalty[k] = area_cost * (cw * ch) / (width * height)
     rows, done = np.empty((2, cells_h + 1, cap)), np.empty((2, cells_h + 1), np.bool_)
-    scores = np.empty(cap)
+    start = np.zeros(count + 1, np.int64)  # every window's score is kept for the alternatives (top_k > 1)
+    for k in range(count):
+        start[k + 1] = start[k] + (nx[k] * ny[k] if top_k > 1 else 0)
+    kept = np.empty(max(start[count], cap))
     row_best = np.empty((count, cap))
     best, scale_best = np.empty(5), np.empty(5)  # rows x, y, cw, ch, score; score -inf: none yet
     best[4] = -np.inf
@@ -227,6 +230,8 @@ def search_kernel(sat, width, height, sizes, area_cost, top_k, nms_iou):
         scale_dist = 0
         for a in range(ny[k]):
             y = ys[k, a]
+            o = start[k] + a * nx[k] if top_k > 1 else 0
+            scores = kept[o : o + nx[k]]
             row_best[k, a] = _row_scores(sat, y, ch, sy, penalty[k], nx[k], col[k], frac[k], rows, done, scores)
             if row_best[k, a] < scale_best[4] - TIE_TOLERANCE:  # nothing in this row can win
                 continue
@@ -256,11 +261,10 @@ def search_kernel(sat, width, height, sizes, area_cost, top_k, nms_iou):
     while found < top_k:
         have = False
         for k in range(count):
-            done.fill(False)
             for a in range(ny[k]):
                 if have and row_best[k, a] < pick[4]:  # no window of this row comes before the pick
                     continue
-                _row_scores(sat, ys[k, a], sizes[k, 1], sy, penalty[k], nx[k], col[k], frac[k], rows, done, scores)
+                scores = kept[start[k] + a * nx[k] :]
                 for b in range(nx[k]):
                     if have and scores[b] < pick[4]:
                         continue
