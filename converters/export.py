@@ -28,23 +28,14 @@ from . import paths
 from .data import load_splits, photo_sets
 from .metrics import cc
 from .recipe import Recipe
-from .student import Architecture, build_student, flops, slim
+from .student import Architecture, flops, slim
 from .tflite_edit import embed_card, operators
+from .train import load_run
 
 log = logging.getLogger("converters.export")
 
 KINDS = ("int8", "float16", "float32")
 INT8_MIN_CC = 0.99
-
-
-def load_trained(run: Path, weights: str = "train_model.npz"):
-    """The masked Keras model of a run with its weights, and its architecture."""
-    arch = Architecture.from_json((run / "architecture.json").read_text())
-    model = build_student(arch)
-    with np.load(run / weights) as data:
-        for i, v in enumerate(model.weights):
-            v.assign(data[f"arr_{i}"])
-    return model, arch
 
 
 def calibration_inputs(photos: list[Path], spec: InputSpec) -> list[np.ndarray]:
@@ -163,7 +154,7 @@ def convert_run(run: Path, weights: str, shared: Path, recipe: Recipe):
     """The masked weights ``run/weights`` slimmed and converted to int8 / float16 / float32, checked: every
     int8 op fully integer, int8 maps within INT8_MIN_CC of float32 on OSIE validation (the recipe's
     ``limit`` photos only in smoke runs); the card says whether runtimes flip-average (the recipe's choice)."""
-    masked, arch = load_trained(run, weights)
+    masked, arch = load_run(run, weights)
     model, arch = slim(masked, arch)
     parameters = int(model.count_params())
     corpus = photo_sets(shared)["corpus"]

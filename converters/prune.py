@@ -27,12 +27,13 @@ import tensorflow as tf
 
 from .data import Sample
 from .recipe import Recipe
-from .student import Architecture, active_widths, build_student, flops, mask_layers
+from .student import Architecture, active_widths, flops, mask_layers
 from .train import (
     Batches,
     _load_npz,
     _save_npz,
     evaluate_loss,
+    load_run,
     per_example_losses,
     stage_main,
     train_and_val,
@@ -246,10 +247,8 @@ def plot_curve(run: Path, chosen: dict) -> Path:
 def run_pruning(recipe: Recipe, run: Path, data: dict[str, list[Sample]]):
     """Fisher-prune the trained student of ``run`` to the budget, fine-tune it, and save
     ``pruned_model.npz`` (masked weights) with the curve; returns the masked model and its architecture."""
-    arch = Architecture.from_json((run / "architecture.json").read_text())
     tf.keras.utils.set_random_seed(recipe.seed)
-    model = build_student(arch)
-    _load_npz(model.weights, run / "train_model.npz")
+    model, arch = load_run(run, "train_model.npz")
     train_set, val_set = train_and_val(data, recipe)
     prune(model, arch, train_set, val_set, run, recipe)
     if not (run / "finetune_model.npz").exists():

@@ -189,6 +189,14 @@ def _load_npz(variables, path: Path) -> None:
             v.assign(data[f"arr_{i}"])
 
 
+def load_run(run: Path, weights: str) -> tuple[tf.keras.Model, Architecture]:
+    """The masked student of a run folder with a weights file of it loaded, and its architecture."""
+    arch = Architecture.from_json((run / "architecture.json").read_text())
+    model = build_student(arch)
+    _load_npz(model.weights, run / weights)
+    return model, arch
+
+
 def architecture(recipe: Recipe, widths: dict[str, int] | None = None) -> Architecture:
     """The recipe's student: the base architecture's widths times the recipe's multiplier (or ``widths``)."""
     base = Architecture(input_size=recipe.input_size, resize=recipe.resize.value)
@@ -239,11 +247,9 @@ def run_refining(recipe: Recipe, run: Path, data: dict[str, list[Sample]], start
     """The last stage of every candidate: ``recipe.refine_epochs`` more epochs from the weights ``start``
     of ``run``, with a loss leaning on the human fixations (the teacher brought the student this far;
     where people look is what crops are judged on). Returns the refined weights file."""
-    arch = Architecture.from_json((run / "architecture.json").read_text())
     seed = recipe.seed + 2
     tf.keras.utils.set_random_seed(seed)
-    model = build_student(arch)
-    _load_npz(model.weights, run / start)
+    model, arch = load_run(run, start)
     train_stage(
         recipe, model, arch, data, run, recipe.refine_epochs, recipe.refine_lr, recipe.refine_loss, seed, "refine"
     )

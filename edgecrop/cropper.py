@@ -3,7 +3,8 @@
 The pipeline, one stage a step (each timed):
   decode      -> upright RGB, large JPEGs at reduced size          (images.load_image)
   preprocess  -> the model's input, letterboxed or stretched       (preprocess.to_input)
-  inference   -> the raw output map                                (model.SaliencyModel.run)
+  inference   -> the raw output map (of the photo and its mirror,  (model.SaliencyModel.run)
+                 averaged, when the card says so)
   postprocess -> a probability map covering exactly the picture,   (preprocess.to_probability,
                  at the card's temperature, with its centre prior   preprocess.mix_centre_prior)
   search      -> the best box for each aspect ratio                (search.find_crops)

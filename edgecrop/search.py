@@ -174,8 +174,8 @@ def _row_scores(sat, y, ch, sy, penalty, nx, col, frac, rows, done, scores):
         for i in (i0, i0 + 1, i1, i1 + 1):
             _table_row(sat, i, nx, col[e], frac[e], rows[e], done[e])
     left, right = rows[0], rows[1]
-    r0, r1, l0, l1 = right[i0], right[i0 + 1], left[i0], left[i0 + 1]  # rows as 1-D views: a loop
-    r2, r3, l2, l3 = right[i1], right[i1 + 1], left[i1], left[i1 + 1]  # the compiler vectorises
+    r0, r1, l0, l1 = right[i0], right[i0 + 1], left[i0], left[i0 + 1]
+    r2, r3, l2, l3 = right[i1], right[i1 + 1], left[i1], left[i1 + 1]
     for b in range(nx):
         mass = (
             (r2[b] * (1 - f1) + r3[b] * f1)
