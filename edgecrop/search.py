@@ -2,7 +2,10 @@
 
 Everything about choosing crops lives here (the Java core keeps the same names in CropSearch):
 ``SearchOptions`` and ``Policy`` say how, ``find_crops`` does it, a ``Crop`` is a box with the parts
-of its score. The kernels are Numba, compiled once and cached on disk.
+of its score. The kernels are Numba, compiled once and cached on disk, in three stages: ``candidates``
+(the window starts worth scoring), ``score_windows`` (every one of them, and the best) and
+``alternatives`` (top-k with non-maximum suppression, compiled only when asked for): the first crop of
+a fresh install compiles only what it runs.
 
 The map is a piecewise-constant density over the image (each cell covers W/w x H/h pixels). The
 saliency mass of any window is read from a summed-area table by bilinear interpolation, which is
@@ -122,6 +125,105 @@ def _starts(length, size, cells, breaks, out):
 
 
 @numba.njit(nogil=True)
+def _cell(v, cells):
+    """The table column (or row) left of the cell coordinate v (>= 0), and v's fraction past it."""
+    i = math.floor(v)
+    if i > cells - 1:
+        i = cells - 1
+    return i, v - i
+
+
+@_jit
+def candidates(sat, width, height, sizes, area_cost, breaks, xs, ys, nx, ny, col, frac, penalty):
+    """Stage 1, per window size: the starts that contain the best window (``_starts``), the table columns
+    and fractions of the windows' left and right edges, and the area cost."""
+    cells_h, cells_w = sat.shape[0] - 1, sat.shape[1] - 1
+    sx = cells_w / width
+    for k in range(sizes.shape[0]):
+        cw, ch = sizes[k, 0], sizes[k, 1]
+        nx[k] = _starts(width, cw, cells_w, breaks, xs[k])
+        ny[k] = _starts(height, ch, cells_h, breaks, ys[k])
+        for b in range(nx[k]):
+            col[k, 0, b], frac[k, 0, b] = _cell(xs[k, b] * sx, cells_w)
+            col[k, 1, b], frac[k, 1, b] = _cell((xs[k, b] + cw) * sx, cells_w)
+        penalty[k] = area_cost * (cw * ch) / (width * height)
+
+
+@numba.njit(nogil=True)
+def _row_scores(sat, y, ch, sy, penalty, nx, col, frac, table, done, scores):
+    """Scores of the windows starting at row y, into ``scores``, and the highest: the mass from the table's
+    four corners, with the same arithmetic as _integral (so the same bits as window_mass). Rows of the
+    table interpolated at the candidate columns are computed the first time an edge needs them."""
+    cells_h = sat.shape[0] - 1
+    i0, f0 = _cell(y * sy, cells_h)
+    i1, f1 = _cell((y + ch) * sy, cells_h)
+    for e in range(2):  # e = 0: the windows' left edges, 1: their right edges
+        for i in (i0, i0 + 1, i1, i1 + 1):
+            if not done[e, i]:
+                for b in range(nx):
+                    table[e, i, b] = sat[i, col[e, b]] * (1 - frac[e, b]) + sat[i, col[e, b] + 1] * frac[e, b]
+                done[e, i] = True
+    left, right = table[0], table[1]
+    r0, r1, l0, l1 = right[i0], right[i0 + 1], left[i0], left[i0 + 1]
+    r2, r3, l2, l3 = right[i1], right[i1 + 1], left[i1], left[i1 + 1]
+    top = -np.inf
+    for b in range(nx):
+        mass = (
+            (r2[b] * (1 - f1) + r3[b] * f1)
+            - (l2[b] * (1 - f1) + l3[b] * f1)
+            - (r0[b] * (1 - f0) + r1[b] * f0)
+            + (l0[b] * (1 - f0) + l1[b] * f0)
+        )
+        scores[b] = mass - penalty
+        if scores[b] > top:
+            top = scores[b]
+    return top
+
+
+@_jit
+def score_windows(
+    sat, width, height, sizes, xs, ys, nx, ny, col, frac, penalty, table, done, keep_all, kept, start, row_best, best
+):
+    """Stage 2: every candidate window's score (with ``keep_all``, kept from ``start[k]`` on for the
+    alternatives; else ``kept`` holds one row), each row's highest, and the best window by the documented
+    tie rules into ``best`` (x, y, cw, ch, score)."""
+    sy = (sat.shape[0] - 1) / height
+    best[4] = -np.inf
+    for k in range(sizes.shape[0]):
+        cw, ch = sizes[k, 0], sizes[k, 1]
+        for e in range(2):
+            for i in range(done.shape[1]):
+                done[e, i] = False
+        bx, by, b_score, b_dist = 0, 0, -np.inf, 0  # this size's best so far
+        for a in range(ny[k]):
+            y = ys[k, a]
+            o = start[k] + a * nx[k] if keep_all else 0
+            scores = kept[o : o + nx[k]]
+            row_best[k, a] = _row_scores(sat, y, ch, sy, penalty[k], nx[k], col[k], frac[k], table, done, scores)
+            if row_best[k, a] < b_score - TIE_TOLERANCE:  # nothing in this row can win
+                continue
+            for b in range(nx[k]):
+                x, score = xs[k, b], scores[b]
+                dx, dy = 2 * x + cw - width, 2 * y + ch - height
+                dist = dx * dx + dy * dy
+                if b_score == -np.inf or score > b_score + TIE_TOLERANCE:
+                    better = True
+                elif score < b_score - TIE_TOLERANCE:
+                    better = False
+                elif dist != b_dist:
+                    better = dist < b_dist
+                elif y != by:
+                    better = y < by
+                else:
+                    better = x < bx
+                if better:
+                    bx, by, b_score, b_dist = x, y, score, dist
+        # a smaller window replaces a larger one only when clearly better
+        if best[4] == -np.inf or b_score > best[4] + TIE_TOLERANCE:
+            best[0], best[1], best[2], best[3], best[4] = bx, by, cw, ch, b_score
+
+
+@numba.njit(nogil=True)
 def _before(a, b):
     """The order of the alternatives (rows x, y, cw, ch, score): higher score, then smaller y, x,
     width, height."""
@@ -133,134 +235,24 @@ def _before(a, b):
 
 @numba.njit(nogil=True)
 def _iou(a, b):
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    ix = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    iy = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    if ix <= 0 or iy <= 0:
+        return 0.0
     inter = ix * iy
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
-@numba.njit(nogil=True)
-def _copy(src, dst):
-    """dst[:] = src, without the broadcasting machinery (which costs seconds of compiling)."""
-    for i in range(len(src)):
-        dst[i] = src[i]
-
-
-@numba.njit(nogil=True)
-def _cell(v, cells):
-    """The table column (or row) left of the cell coordinate v, and v's fraction past it."""
-    i = min(int(v), cells - 1)
-    return i, v - i
-
-
-@numba.njit(nogil=True)
-def _table_row(sat, i, nx, col, frac, rows, done):
-    """Row i of the summed-area table interpolated at each candidate column (as _integral does it),
-    computed the first time a window edge needs it."""
-    if not done[i]:
-        for b in range(nx):
-            rows[i, b] = sat[i, col[b]] * (1 - frac[b]) + sat[i, col[b] + 1] * frac[b]
-        done[i] = True
-
-
-@numba.njit(nogil=True)
-def _row_scores(sat, y, ch, sy, penalty, nx, col, frac, rows, done, scores):
-    """Scores of the windows starting at row y, into ``scores``, and the highest: the mass from the table's
-    four corners, with the same arithmetic as _integral (so the same bits as window_mass)."""
-    cells_h = sat.shape[0] - 1
-    i0, f0 = _cell(y * sy, cells_h)
-    i1, f1 = _cell((y + ch) * sy, cells_h)
-    for e in range(2):  # e = 0: the windows' left edges, 1: their right edges
-        for i in (i0, i0 + 1, i1, i1 + 1):
-            _table_row(sat, i, nx, col[e], frac[e], rows[e], done[e])
-    left, right = rows[0], rows[1]
-    r0, r1, l0, l1 = right[i0], right[i0 + 1], left[i0], left[i0 + 1]
-    r2, r3, l2, l3 = right[i1], right[i1 + 1], left[i1], left[i1 + 1]
-    for b in range(nx):
-        mass = (
-            (r2[b] * (1 - f1) + r3[b] * f1)
-            - (l2[b] * (1 - f1) + l3[b] * f1)
-            - (r0[b] * (1 - f0) + r1[b] * f0)
-            + (l0[b] * (1 - f0) + l1[b] * f0)
-        )
-        scores[b] = mass - penalty
-    top = -np.inf
-    for b in range(nx):
-        top = max(top, scores[b])
-    return top
-
-
 @_jit
-def search_kernel(sat, width, height, sizes, area_cost, top_k, nms_iou):
-    """The whole search for one ratio: every window size in ``sizes`` (rows of cw, ch), every candidate
-    position; the best window by the documented tie rules, then up to top_k - 1 alternatives, each the
-    best-ordered window whose IoU with every chosen one is below nms_iou. Rows of (x, y, cw, ch, score).
-
-    With top_k > 1 every window's score is kept, and the alternatives read only the rows whose best score
-    can still beat the alternative found so far."""
-    cells_h, cells_w = sat.shape[0] - 1, sat.shape[1] - 1
-    sx, sy = cells_w / width, cells_h / height
-    count = sizes.shape[0]
-    breaks = np.empty(2 * (max(cells_w, cells_h) + 1), np.int64)
-    cap = 2 * len(breaks) + 4
-    xs, ys = np.empty((count, cap), np.int64), np.empty((count, cap), np.int64)
-    col, frac = np.empty((count, 2, cap), np.int64), np.empty((count, 2, cap))  # left and right edges
-    nx, ny = np.empty(count, np.int64), np.empty(count, np.int64)
-    penalty = np.empty(count)
-    for k in range(count):
-        cw, ch = sizes[k, 0], sizes[k, 1]
-        nx[k] = _starts(width, cw, cells_w, breaks, xs[k])
-        ny[k] = _starts(height, ch, cells_h, breaks, ys[k])
-        for b in range(nx[k]):
-            col[k, 0, b], frac[k, 0, b] = _cell(xs[k, b] * sx, cells_w)
-            col[k, 1, b], frac[k, 1, b] = _cell((xs[k, b] + cw) * sx, cells_w)
-        penalty[k] = area_cost * (cw * ch) / (width * height)
-    rows, done = np.empty((2, cells_h + 1, cap)), np.empty((2, cells_h + 1), np.bool_)
-    start = np.zeros(count + 1, np.int64)  # every window's score is kept for the alternatives (top_k > 1)
-    for k in range(count):
-        start[k + 1] = start[k] + (nx[k] * ny[k] if top_k > 1 else 0)
-    kept = np.empty(max(start[count], cap))
-    row_best = np.empty((count, cap))
-    best, scale_best = np.empty(5), np.empty(5)  # rows x, y, cw, ch, score; score -inf: none yet
-    best[4] = -np.inf
-    for k in range(count):
-        cw, ch = sizes[k, 0], sizes[k, 1]
-        done.fill(False)
-        scale_best[4] = -np.inf
-        scale_dist = 0
-        for a in range(ny[k]):
-            y = ys[k, a]
-            o = start[k] + a * nx[k] if top_k > 1 else 0
-            scores = kept[o : o + nx[k]]
-            row_best[k, a] = _row_scores(sat, y, ch, sy, penalty[k], nx[k], col[k], frac[k], rows, done, scores)
-            if row_best[k, a] < scale_best[4] - TIE_TOLERANCE:  # nothing in this row can win
-                continue
-            for b in range(nx[k]):
-                x, score = xs[k, b], scores[b]
-                dist = (2 * x + cw - width) ** 2 + (2 * y + ch - height) ** 2
-                if scale_best[4] == -np.inf or score > scale_best[4] + TIE_TOLERANCE:
-                    better = True
-                elif score < scale_best[4] - TIE_TOLERANCE:
-                    better = False
-                elif dist != scale_dist:
-                    better = dist < scale_dist
-                elif y != scale_best[1]:
-                    better = y < scale_best[1]
-                else:
-                    better = x < scale_best[0]
-                if better:
-                    scale_best[0], scale_best[1], scale_best[2], scale_best[3], scale_best[4] = x, y, cw, ch, score
-                    scale_dist = dist
-        # a smaller window replaces a larger one only when clearly better
-        if best[4] == -np.inf or scale_best[4] > best[4] + TIE_TOLERANCE:
-            _copy(scale_best, best)
-    out = np.empty((top_k, 5))
-    _copy(best, out[0])
+def alternatives(sizes, xs, ys, nx, ny, kept, start, row_best, out, nms_iou):
+    """Stage 3 (top_k > 1): after out[0], each next row of ``out`` is the best-ordered window whose IoU with
+    every chosen one is below nms_iou, reading only rows whose best score can still beat the pick so far.
+    Returns how many rows were found."""
     found = 1
     pick, window = np.empty(5), np.empty(5)
-    while found < top_k:
+    while found < out.shape[0]:
         have = False
-        for k in range(count):
+        for k in range(sizes.shape[0]):
             for a in range(ny[k]):
                 if have and row_best[k, a] < pick[4]:  # no window of this row comes before the pick
                     continue
@@ -283,13 +275,15 @@ def search_kernel(sat, width, height, sizes, area_cost, top_k, nms_iou):
                             ok = False
                             break
                     if ok:
-                        _copy(window, pick)
+                        for i in range(5):
+                            pick[i] = window[i]
                         have = True
         if not have:
             break
-        _copy(pick, out[found])
+        for i in range(5):
+            out[found, i] = pick[i]
         found += 1
-    return out[:found]
+    return found
 
 
 class Policy(str, Enum):
@@ -492,7 +486,26 @@ def search(
         step = (min_scale - 1.0) / (n - 1)
         scales = [i * step + 1.0 for i in range(n - 1)] + [min_scale]
     sizes = np.array([largest_window(width, height, ratio, s) for s in scales], dtype=np.int64)
-    rows = search_kernel(sat, width, height, sizes, float(area_cost), int(top_k), float(nms_iou))
+    # the kernels' arrays are made here, so that compiling them compiles no allocation code
+    count, (cells_h, cells_w) = len(sizes), (sat.shape[0] - 1, sat.shape[1] - 1)
+    breaks = np.empty(2 * (max(cells_w, cells_h) + 1), np.int64)
+    cap = 2 * len(breaks) + 4  # at most this many starts per axis
+    xs, ys = np.empty((count, cap), np.int64), np.empty((count, cap), np.int64)
+    col, frac = np.empty((count, 2, cap), np.int64), np.empty((count, 2, cap))  # left and right edges
+    nx, ny, penalty = np.empty(count, np.int64), np.empty(count, np.int64), np.empty(count)
+    candidates(sat, width, height, sizes, float(area_cost), breaks, xs, ys, nx, ny, col, frac, penalty)
+
+    keep_all = top_k > 1  # the alternatives read every window's score
+    start = np.zeros(count + 1, np.int64)
+    np.cumsum(nx * ny, out=start[1:])
+    kept = np.empty(start[-1] if keep_all else cap)
+    table, done = np.empty((2, cells_h + 1, cap)), np.empty((2, cells_h + 1), np.bool_)
+    row_best, rows = np.empty((count, cap)), np.empty((top_k, 5))
+    args = (sat, width, height, sizes, xs, ys, nx, ny, col, frac, penalty, table, done)
+    score_windows(*args, keep_all, kept, start, row_best, rows[0])
+
+    found = alternatives(sizes, xs, ys, nx, ny, kept, start, row_best, rows, float(nms_iou)) if keep_all else 1
+    rows = rows[:found]
     return [Scored(Box(int(x), int(y), int(w), int(h)), float(score)) for x, y, w, h, score in rows]
 
 
