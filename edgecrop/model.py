@@ -103,6 +103,8 @@ class SaliencyModel:
         self._output = _pick_output(self._interpreter.get_output_details(), card, name)
         self.info = _model_info(name, card, self._input, self._output)
         self._table = input_table(card.input.mean, card.input.std, self.info.input_quant)
+        # the usual int8 input (0..255 scaled by 1/255, zero point -128) is the pixel minus 128: the sign bit
+        self._sign_flip = np.array_equal(self._table, np.broadcast_to(SIGN_FLIP_TABLE, self._table.shape))
         self._lock = threading.Lock()
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
@@ -112,12 +114,15 @@ class SaliencyModel:
         spec = self.info.spec
         if pixels.shape != (spec.height, spec.width, 3) or pixels.dtype != np.uint8:
             raise ValueError(f"expected uint8 array of shape {(spec.height, spec.width, 3)}")
-        tensor = np.empty(pixels.shape, dtype=self._table.dtype)
-        for c in range(3):
-            tensor[..., c] = self._table[c][pixels[..., c]]
+        if self._sign_flip:
+            tensor = np.bitwise_xor(pixels, 0x80).view(np.int8)
+        else:
+            tensor = np.empty(pixels.shape, dtype=self._table.dtype)
+            for c in range(3):
+                tensor[..., c] = self._table[c][pixels[..., c]]
         raw = self._invoke(tensor)
         if self.info.card.output.flip_average:  # mirroring the tensor is mirroring the picture: one lookup
-            raw = flip_average(raw, self._invoke(np.ascontiguousarray(tensor[:, ::-1])))
+            raw = flip_average(raw, self._invoke(mirrored(tensor)))
         return raw
 
     def _invoke(self, tensor: np.ndarray) -> np.ndarray:
@@ -214,6 +219,16 @@ def _model_info(name: str, card: ModelCard, input_d: dict, output_d: dict) -> Mo
         raise ModelError(f"{name}: output {out_shape} is not a single-channel map")
     spec = InputSpec(height, width, map_h, map_w, card.input.resize)
     return ModelInfo(card=card, spec=spec, input_quant=_quant(input_d), output_quant=_quant(output_d))
+
+
+SIGN_FLIP_TABLE = (np.arange(256) - 128).astype(np.int8)
+
+
+def mirrored(a: np.ndarray) -> np.ndarray:
+    """An H x W x C array mirrored left to right (each pixel moved whole: twice as fast as a strided copy)."""
+    pixel = np.dtype((np.void, a.shape[2] * a.itemsize))
+    rows = np.ascontiguousarray(a).view(pixel)[:, ::-1]
+    return np.ascontiguousarray(rows).view(a.dtype).reshape(a.shape)
 
 
 def input_table(mean: tuple[float, ...], std: tuple[float, ...], q: Quantization) -> np.ndarray:

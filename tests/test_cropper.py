@@ -4,6 +4,8 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edgecrop import (
     Boost,
@@ -19,7 +21,7 @@ from edgecrop import (
 )
 from edgecrop.backend import DelegateError, get_backend
 from edgecrop.geometry import largest_window
-from edgecrop.model import SaliencyModel
+from edgecrop.model import SaliencyModel, mirrored
 from edgecrop.registry import DEFAULT_MODEL, list_models, resolve_model
 
 
@@ -195,3 +197,20 @@ def test_flip_average_is_the_mean_of_the_photo_and_its_mirror(tiny_models):
         assert not np.allclose(a, mirrored)  # the tiny model is not symmetric, so a missing flip would show
         np.testing.assert_allclose(averaged.run(x), (a + mirrored) / 2, rtol=1e-6)
         np.testing.assert_allclose(averaged.run(np.ascontiguousarray(x[:, ::-1]))[:, ::-1], averaged.run(x), atol=1e-6)
+
+
+def test_int8_input_by_sign_flip_equals_the_table(tiny_models):
+    """The int8 fast path (pixel - 128 as a flip of the sign bit) must give the table's tensor exactly."""
+    x = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    with SaliencyModel(tiny_models["int8"]) as fast, SaliencyModel(tiny_models["int8"]) as table:
+        assert fast._sign_flip
+        table._sign_flip = False
+        np.testing.assert_array_equal(fast.run(x), table.run(x))
+
+
+@given(st.integers(1, 9), st.integers(1, 9), st.integers(1, 4), st.sampled_from([np.uint8, np.int8, np.float32]))
+def test_mirrored_is_a_left_right_flip(h, w, c, dtype):
+    a = np.arange(h * w * c).reshape(h, w, c).astype(dtype)
+    m = mirrored(a)
+    assert m.flags.c_contiguous and m.dtype == a.dtype
+    np.testing.assert_array_equal(m, a[:, ::-1])
