@@ -1,5 +1,10 @@
 """The crop search against an independent brute force, plus its documented rules."""
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -212,3 +217,28 @@ def test_aspects_one_or_many():
         parse_aspects("1" * 400 + ":0")
     with pytest.raises(OptionError):
         parse_aspects([])
+
+
+KERNEL_RUN = """
+import json, numpy as np
+from edgecrop.search import find_crops, SearchOptions, AspectRatio, candidates, score_windows, alternatives
+m = np.random.default_rng(0).random((48, 64))
+find_crops(m, 4000, 3000, [AspectRatio(16, 9)], SearchOptions(top_k=2, min_scale=0.8))
+print(json.dumps({f.__name__: [sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses.values())]
+                  for f in (candidates, score_windows, alternatives)}))
+"""
+
+
+def test_kernels_compile_once_then_load_from_the_disk_cache(tmp_path):
+    """A later process compiles nothing: every kernel comes from Numba's on-disk cache."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    runs = [
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", KERNEL_RUN], capture_output=True, text=True, env=env, check=True, timeout=300
+            ).stdout
+        )
+        for _ in range(2)
+    ]
+    assert all(hits == 0 and misses == 1 for hits, misses in runs[0].values()), runs[0]
+    assert all(hits == 1 and misses == 0 for hits, misses in runs[1].values()), runs[1]
