@@ -1,9 +1,9 @@
-"""The first `edgecrop crop` after an install (Numba's cache empty, so the search kernel compiles) and the
-runs after it (the kernel loaded from the cache), each a fresh process on the sample photo.
+"""The first `edgecrop crop` after an install (Numba's cache empty, so the search kernels compile) and the
+runs after it (the kernels loaded from the cache), each a fresh process on the sample photo.
 
     python -m benchmarks.first_run [--repeats 3]
 
-Where the first run's time goes is printed beside it: the same process with the kernel cached, and the
+Where the first run's time goes is printed beside it: the same process with the kernels cached, and the
 compile alone (a fresh interpreter compiling the kernel after Numba's own start-up).
 """
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{m['cpu']}, {m['cores']} cores; python -m benchmarks.first_run --repeats {args.repeats} (best of each)")
     print(f"first edgecrop crop, empty Numba cache: {min(first):.2f} s")
     print(f"a later run, cache warm: {min(later):.2f} s")
-    print(f"of the first run, compiling the search kernel: {min(compile_only):.2f} s")
+    print(f"of the first run, compiling the search kernels: {min(compile_only):.2f} s")
 
 
 if __name__ == "__main__":

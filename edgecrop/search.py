@@ -134,9 +134,10 @@ def _cell(v, cells):
 
 
 @_jit
-def candidates(sat, width, height, sizes, area_cost, breaks, xs, ys, nx, ny, col, frac, penalty):
+def candidates(sat, width, height, sizes, area_cost, breaks, xs, ys, nx, ny, col, frac, penalty, start):
     """Stage 1, per window size: the starts that contain the best window (``_starts``), the table columns
-    and fractions of the windows' left and right edges, and the area cost."""
+    and fractions of the windows' left and right edges, the area cost, and where its windows' scores
+    begin in a list of them all (``start``, one more entry than sizes)."""
     cells_h, cells_w = sat.shape[0] - 1, sat.shape[1] - 1
     sx = cells_w / width
     for k in range(sizes.shape[0]):
@@ -147,6 +148,7 @@ def candidates(sat, width, height, sizes, area_cost, breaks, xs, ys, nx, ny, col
             col[k, 0, b], frac[k, 0, b] = _cell(xs[k, b] * sx, cells_w)
             col[k, 1, b], frac[k, 1, b] = _cell((xs[k, b] + cw) * sx, cells_w)
         penalty[k] = area_cost * (cw * ch) / (width * height)
+        start[k + 1] = start[k] + nx[k] * ny[k]
 
 
 @numba.njit(nogil=True)
@@ -493,11 +495,10 @@ def search(
     xs, ys = np.empty((count, cap), np.int64), np.empty((count, cap), np.int64)
     col, frac = np.empty((count, 2, cap), np.int64), np.empty((count, 2, cap))  # left and right edges
     nx, ny, penalty = np.empty(count, np.int64), np.empty(count, np.int64), np.empty(count)
-    candidates(sat, width, height, sizes, float(area_cost), breaks, xs, ys, nx, ny, col, frac, penalty)
+    start = np.zeros(count + 1, np.int64)
+    candidates(sat, width, height, sizes, float(area_cost), breaks, xs, ys, nx, ny, col, frac, penalty, start)
 
     keep_all = top_k > 1  # the alternatives read every window's score
-    start = np.zeros(count + 1, np.int64)
-    np.cumsum(nx * ny, out=start[1:])
     kept = np.empty(start[-1] if keep_all else cap)
     table, done = np.empty((2, cells_h + 1, cap)), np.empty((2, cells_h + 1), np.bool_)
     row_best, rows = np.empty((count, cap)), np.empty((top_k, 5))
