@@ -104,7 +104,9 @@ class SaliencyModel:
         self.info = _model_info(name, card, self._input, self._output)
         self._table = input_table(card.input.mean, card.input.std, self.info.input_quant)
         # the usual int8 input (0..255 scaled by 1/255, zero point -128) is the pixel minus 128: the sign bit
-        self._sign_flip = np.array_equal(self._table, np.broadcast_to(SIGN_FLIP_TABLE, self._table.shape))
+        self._sign_flip = self._table.dtype == np.int8 and np.array_equal(
+            self._table, np.broadcast_to(SIGN_FLIP_TABLE, self._table.shape)
+        )
         self._lock = threading.Lock()
 
     def run(self, pixels: np.ndarray) -> np.ndarray:

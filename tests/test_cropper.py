@@ -208,6 +208,22 @@ def test_int8_input_by_sign_flip_equals_the_table(tiny_models):
         np.testing.assert_array_equal(fast.run(x), table.run(x))
 
 
+def test_float_input_of_the_same_values_keeps_its_table(tiny_models):
+    """A float model whose table also holds -128..127 (mean 128, std 1) must not get an int8 tensor."""
+    from dataclasses import replace
+
+    from converters.tflite_edit import embed_card
+    from edgecrop.model import read_card
+
+    data = tiny_models["float32"].read_bytes()
+    card = read_card(data, "tiny")
+    shifted = embed_card(data, replace(card, input=replace(card.input, mean=(128.0,) * 3, std=(1.0,) * 3)))
+    x = np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    with SaliencyModel(shifted) as model:
+        assert not model._sign_flip
+        assert np.isfinite(model.run(x)).all()
+
+
 @given(st.integers(1, 9), st.integers(1, 9), st.integers(1, 4), st.sampled_from([np.uint8, np.int8, np.float32]))
 def test_mirrored_is_a_left_right_flip(h, w, c, dtype):
     a = np.arange(h * w * c).reshape(h, w, c).astype(dtype)
