@@ -86,6 +86,14 @@ def content_cells(raw_map: np.ndarray, place: Layout) -> np.ndarray:
     return raw_map[top : top + height, left : left + width]
 
 
+def mirrored(a: np.ndarray) -> np.ndarray:
+    """An H x W x C array mirrored left to right, as the Java core's Preprocess.mirrored (each pixel moved
+    whole: twice as fast as a strided copy)."""
+    pixel = np.dtype((np.void, a.shape[2] * a.itemsize))
+    rows = np.ascontiguousarray(a).view(pixel)[:, ::-1]
+    return np.ascontiguousarray(rows).view(a.dtype).reshape(a.shape)
+
+
 def flip_average(raw: np.ndarray, raw_of_mirror: np.ndarray) -> np.ndarray:
     """The mean of a raw map and the raw map of the mirrored input, flipped back (float32 arithmetic, as the
     Java core's Saliency.flipAverage): what a card with ``output.flip_average`` asks of the runtime."""

@@ -21,7 +21,8 @@ from edgecrop import (
 )
 from edgecrop.backend import DelegateError, get_backend
 from edgecrop.geometry import largest_window
-from edgecrop.model import SaliencyModel, mirrored
+from edgecrop.model import SaliencyModel
+from edgecrop.preprocess import mirrored
 from edgecrop.registry import DEFAULT_MODEL, list_models, resolve_model
 
 
