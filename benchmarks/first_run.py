@@ -4,7 +4,7 @@ runs after it (the kernels loaded from the cache), each a fresh process on the s
     python -m benchmarks.first_run [--repeats 3]
 
 Where the first run's time goes is printed beside it: the same process with the kernels cached, and the
-compile alone (a fresh interpreter compiling the kernel after Numba's own start-up).
+compile alone (a fresh interpreter compiling the kernels after Numba's own start-up).
 """
 
 from __future__ import annotations

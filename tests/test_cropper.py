@@ -194,9 +194,9 @@ def test_flip_average_is_the_mean_of_the_photo_and_its_mirror(tiny_models):
     both = embed_card(data, replace(card, output=replace(card.output, flip_average=True)))
     x = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     with SaliencyModel(data) as plain, SaliencyModel(both) as averaged:
-        a, mirrored = plain.run(x), plain.run(np.ascontiguousarray(x[:, ::-1]))[:, ::-1]
-        assert not np.allclose(a, mirrored)  # the tiny model is not symmetric, so a missing flip would show
-        np.testing.assert_allclose(averaged.run(x), (a + mirrored) / 2, rtol=1e-6)
+        a, of_mirror = plain.run(x), plain.run(np.ascontiguousarray(x[:, ::-1]))[:, ::-1]
+        assert not np.allclose(a, of_mirror)  # the tiny model is not symmetric, so a missing flip would show
+        np.testing.assert_allclose(averaged.run(x), (a + of_mirror) / 2, rtol=1e-6)
         np.testing.assert_allclose(averaged.run(np.ascontiguousarray(x[:, ::-1]))[:, ::-1], averaged.run(x), atol=1e-6)
 
 
