@@ -22,7 +22,7 @@ from .geometry import AspectRatio, Box  # noqa: E402
 from .images import load_image  # noqa: E402
 from .model import SaliencyModel  # noqa: E402
 from .preprocess import OutputKind, Resize  # noqa: E402
-from .search import Boost, Crop, Policy, SearchOptions, find_crops  # noqa: E402
+from .search import Boost, Crop, Engine, Policy, SearchOptions, find_crops  # noqa: E402
 
 __all__ = [
     "DEFAULT_ASPECTS",
@@ -37,6 +37,7 @@ __all__ = [
     "CropperOptions",
     "DelegateError",
     "EdgecropError",
+    "Engine",
     "ImageError",
     "InputCard",
     "ModelCard",

@@ -14,9 +14,12 @@ from hypothesis.extra.numpy import arrays
 from edgecrop import OptionError
 from edgecrop.geometry import AspectRatio, largest_window
 from edgecrop.search import (
+    COMPILE_AFTER,
     Boost,
+    Engine,
     Policy,
     SearchOptions,
+    _Ledger,
     boosted_map,
     centred_window,
     find_crops,
@@ -67,12 +70,16 @@ def normalise(m):
     return m / m.sum() if m.sum() > 0 else np.full(m.shape, 1 / m.size)
 
 
+TOP_1_ENGINES = pytest.mark.parametrize("engine", [Engine.NUMBA, Engine.NUMPY])
+
+
+@TOP_1_ENGINES
 @settings(max_examples=150, deadline=None)
 @given(maps, st.integers(8, 90), st.integers(8, 90), st.sampled_from([16 / 9, 1.0, 0.8, 9 / 16, 2.4]))
-def test_largest_window_matches_brute_force(m, width, height, ratio):
+def test_largest_window_matches_brute_force(engine, m, width, height, ratio):
     m = normalise(m)
     sat = summed_area(m)
-    (best,) = search(sat, width, height, ratio)
+    (best,) = search(sat, width, height, ratio, engine=engine)
     cw, ch = largest_window(width, height, ratio)
     top, tied = brute_force(m, width, height, [(cw, ch)])
     assert (best.box.width, best.box.height) == (cw, ch)
@@ -81,12 +88,13 @@ def test_largest_window_matches_brute_force(m, width, height, ratio):
     assert (best.box.x, best.box.y) == (expected[3], expected[2])
 
 
+@TOP_1_ENGINES
 @settings(max_examples=60, deadline=None)
 @given(maps, st.integers(8, 48), st.integers(8, 48), st.sampled_from([16 / 9, 1.0, 0.8]), st.floats(0.0, 0.9))
-def test_zoom_search_matches_brute_force(m, width, height, ratio, area_cost):
+def test_zoom_search_matches_brute_force(engine, m, width, height, ratio, area_cost):
     m = normalise(m)
     sat = summed_area(m)
-    (best,) = search(sat, width, height, ratio, min_scale=0.5, scale_steps=3, area_cost=area_cost)
+    (best,) = search(sat, width, height, ratio, min_scale=0.5, scale_steps=3, area_cost=area_cost, engine=engine)
     sizes = [largest_window(width, height, ratio, s) for s in np.linspace(1.0, 0.5, 3)]
     top, _ = brute_force(m, width, height, sizes, area_cost)
     assert best.score == pytest.approx(top, abs=1e-7)
@@ -108,6 +116,54 @@ def test_top_k_distinct_and_ordered(m, width, height, k, iou):
         for b in found[i + 1 :]:
             assert a.box.iou(b.box) < iou
     assert all(found[i].score >= found[i + 1].score - TOL for i in range(len(found) - 1))
+
+
+big_maps = st.tuples(st.integers(1, 70), st.integers(1, 70)).flatmap(
+    lambda hw: arrays(np.float64, hw, elements=st.sampled_from([0.0, 1.0, 1.0 + 1e-12, 3.0, 1e-9, 0.37]))
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    big_maps,
+    st.integers(1, 6000),
+    st.integers(1, 6000),
+    st.sampled_from([16 / 9, 1.0, 0.8, 9 / 16, 3.0, 0.2]),
+    st.sampled_from([1.0, 0.6, 0.25]),
+    st.integers(1, 5),
+    st.sampled_from([0.0, 0.5, 1.2]),
+)
+def test_numpy_engine_is_the_kernels_bit_for_bit(m, width, height, ratio, min_scale, steps, area_cost):
+    """Maps of ties, near-ties (1e-12 apart, far below the tolerance) and empty cells, at any size."""
+    sat = summed_area(normalise(m))
+    kw = {"min_scale": min_scale, "scale_steps": steps, "area_cost": area_cost}
+    assert search(sat, width, height, ratio, engine=Engine.NUMPY, **kw) == search(
+        sat, width, height, ratio, engine=Engine.NUMBA, **kw
+    )
+
+
+def test_auto_rents_numpy_until_it_has_cost_a_compile():
+    ledger = _Ledger()
+    assert ledger.choose(Engine.AUTO, 1) is Engine.NUMPY
+    assert ledger.choose(Engine.AUTO, 3) is Engine.NUMBA  # top-k only the kernels do
+    assert ledger.choose(Engine.NUMBA, 1) is Engine.NUMBA
+    ledger.paid(COMPILE_AFTER / 2, Engine.AUTO)
+    ledger.paid(COMPILE_AFTER, Engine.NUMPY)  # a caller's own choice is not AUTO's rent
+    assert ledger.choose(Engine.AUTO, 1) is Engine.NUMPY
+    ledger.paid(COMPILE_AFTER / 2, Engine.AUTO)
+    assert ledger.choose(Engine.AUTO, 1) is Engine.NUMBA  # this caller compiles ...
+    assert ledger.choose(Engine.AUTO, 1) is Engine.NUMPY  # ... while the others keep renting
+    ledger.compiled = True
+    assert ledger.choose(Engine.AUTO, 1) is Engine.NUMBA
+    assert ledger.choose(Engine.NUMPY, 1) is Engine.NUMPY
+
+
+def test_the_numpy_engine_refuses_top_k():
+    with pytest.raises(OptionError, match="numpy engine"):
+        SearchOptions(top_k=2, engine="numpy")
+    with pytest.raises(OptionError, match="engine must be one of"):
+        SearchOptions(engine="cuda")
+    assert SearchOptions(engine="numba").engine is Engine.NUMBA
 
 
 def test_uniform_map_gives_centred_crop():
@@ -221,7 +277,8 @@ def test_aspects_one_or_many():
 
 KERNEL_RUN = """
 import json, numpy as np
-from edgecrop.search import find_crops, SearchOptions, AspectRatio, candidates, score_windows, alternatives
+from edgecrop.search import find_crops, SearchOptions, AspectRatio
+from edgecrop.search_numba import candidates, score_windows, alternatives
 m = np.random.default_rng(0).random((48, 64))
 find_crops(m, 4000, 3000, [AspectRatio(16, 9)], SearchOptions(top_k=2, min_scale=0.8))
 print(json.dumps({f.__name__: [sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses.values())]
@@ -242,3 +299,25 @@ def test_kernels_compile_once_then_load_from_the_disk_cache(tmp_path):
     ]
     assert all(hits == 0 and misses == 1 for hits, misses in runs[0].values()), runs[0]
     assert all(hits == 1 and misses == 0 for hits, misses in runs[1].values()), runs[1]
+
+
+ONE_PHOTO = """
+import contextlib, io, json, sys
+from edgecrop.cli import main
+with contextlib.redirect_stdout(io.StringIO()) as out:
+    code = main(["crop", sys.argv[1], "--json"])
+print(json.dumps([code, json.loads(out.getvalue())["crops"][0]["width"], sorted(
+    m for m in sys.modules if m.split(".")[0] in ("numba", "llvmlite"))]))
+"""
+
+
+def test_one_photo_is_cropped_without_importing_numba(sample_path, tmp_path):
+    """A process that crops one photo searches with NumPy: nothing to import, compile or cache for it."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-c", ONE_PHOTO, str(sample_path)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    code, width, jit_modules = json.loads(proc.stdout)
+    assert code == 0 and width > 0 and jit_modules == []
+    assert list(tmp_path.iterdir()) == []
