@@ -4,7 +4,8 @@ Needs nothing beyond the runtime (no TensorFlow, no ../shared): inputs are gener
 (an 800x600 JPEG, a 12-megapixel JPEG and a 3000x2000 PNG, from the sample photo when the checkout is
 there, else from a synthetic scene). It measures, on this machine and in one run:
   * every model's stages (decode, preprocess, inference, postprocess, search, total) at each thread count,
-    warm medians and p90 after warm-up, plus the model's load time;
+    warm medians and p90 after warm-up, plus the model's load time; the search with the Numba kernels, as a
+    long-running process has it (a short one searches with NumPy: see the cold start below);
   * per input, the default model's stages against the floors (decoding alone, full and reduced-size) and
     against smartcrop.py when it is installed;
   * a fresh `edgecrop crop --json` process on the 12-megapixel JPEG: cold start and peak RSS.
@@ -38,6 +39,7 @@ from .cropper import Cropper, CropperOptions
 from .errors import OutputError
 from .images import load_image
 from .model import ModelSource
+from .search import Engine, SearchOptions
 
 INPUTS = {"800x600.jpg": (800, 600), "4000x3000.jpg": (4000, 3000), "3000x2000.png": (3000, 2000)}
 TIMED_INPUT = "800x600.jpg"  # the size of the OSIE photos the quality is measured on
@@ -174,14 +176,17 @@ def timed(fn: Callable[[], object], repeats: int) -> Timing:
     return _timing(times)
 
 
+STEADY = SearchOptions(engine=Engine.NUMBA)  # not AUTO, which would change engines within the run
+
+
 def stage_times(cropper: Cropper, path: Path, repeats: int, budget_s: float = 20.0) -> dict[str, Timing]:
     """Per stage median and p90 (ms) of whole crops after one warm-up crop; slow models get fewer
     repeats (at least 3) so that one figure takes about ``budget_s``."""
     start = time.perf_counter()
-    cropper.crop(path)
+    cropper.crop(path, options=STEADY)
     first = time.perf_counter() - start
     repeats = max(3, min(repeats, int(budget_s / max(first, 1e-6))))
-    runs = [cropper.crop(path).timings for _ in range(repeats)]
+    runs = [cropper.crop(path, options=STEADY).timings for _ in range(repeats)]
     return {k: _timing([r[k] for r in runs]) for k in runs[0]}
 
 
