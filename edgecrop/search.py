@@ -32,7 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -141,6 +141,17 @@ def _number(value: object, name: str, low: float, high: float, *, low_open: bool
     return float(value)
 
 
+E = TypeVar("E", bound=Enum)
+
+
+def _member(kind: type[E], value: object, name: str) -> E:
+    """The enum member for a value (or its string), else OptionError listing the members."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise OptionError(f"{name} must be one of {', '.join(m.value for m in kind)}, not {value!r}") from None
+
+
 def _count(value: object, name: str, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
         raise OptionError(f"{name} must be an integer from 1 to {high}, not {value!r}")
@@ -187,22 +198,12 @@ class SearchOptions:
     engine: Engine = Engine.AUTO  # which implementation searches (the same results from each)
 
     def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "policy", Policy(self.policy))
-        except ValueError:
-            raise OptionError(
-                f"policy must be one of {', '.join(p.value for p in Policy)}, not {self.policy!r}"
-            ) from None
+        object.__setattr__(self, "policy", _member(Policy, self.policy, "policy"))
         _number(self.min_scale, "min_scale", 0.0, 1.0, low_open=True)
         _count(self.scale_steps, "scale_steps", MAX_SCALE_STEPS)
         _number(self.area_cost, "area_cost", 0.0, 1e6)
         _count(self.top_k, "top_k", MAX_TOP_K)
-        try:
-            object.__setattr__(self, "engine", Engine(self.engine))
-        except ValueError:
-            raise OptionError(
-                f"engine must be one of {', '.join(e.value for e in Engine)}, not {self.engine!r}"
-            ) from None
+        object.__setattr__(self, "engine", _member(Engine, self.engine, "engine"))
         if self.engine is Engine.NUMPY and self.top_k > 1:
             raise OptionError("the numpy engine finds the best window only: top_k > 1 needs numba (or auto)")
         _number(self.nms_iou, "nms_iou", 0.0, 1.0, low_open=True)

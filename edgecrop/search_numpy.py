@@ -91,7 +91,9 @@ def _above_first_gap(values: np.ndarray) -> float | None:
 
 def _scan(xs: list[int], ys: list[int], scores: list[float], dists: list[int]) -> tuple[int, int, float]:
     """The kernels' tie rule, window by window: a higher score beyond the tolerance wins, a score within it
-    wins when nearer the centre, then with a smaller y, then a smaller x."""
+    wins when nearer the centre, then with a smaller y, then a smaller x. (Written again rather than shared:
+    the kernels' disk cache would not see a change made to another file's function; the engines'
+    bit-for-bit test holds the two together.)"""
     bx, by, b_score, b_dist = 0, 0, -np.inf, 0
     for x, y, score, dist in zip(xs, ys, scores, dists):
         if b_score == -np.inf or score > b_score + TIE_TOLERANCE:
