@@ -60,7 +60,7 @@ say "aarch64 wheels: $pins"
 "$host_python" -m pip download -q --only-binary=:all: --python-version 3.11 \
   --platform manylinux_2_28_aarch64 --platform manylinux_2_27_aarch64 --platform manylinux2014_aarch64 \
   --platform manylinux_2_17_aarch64 \
-  -d "$wheels" $pins pytest hypothesis || cannot "pip download of aarch64 wheels ($pins) failed"
+  -d "$wheels" $pins pytest pytest-timeout hypothesis || cannot "pip download of aarch64 wheels ($pins) failed"
 rm -f "$wheels"/edgecrop-*.whl
 "$host_python" -m pip wheel -q --no-deps -w "$wheels" "$repo" || cannot "cannot build the edgecrop wheel"
 
@@ -92,7 +92,7 @@ inside() {
 [ -x "$root/opt/venv/bin/python" ] || inside python3 -m venv /opt/venv
 whl="$(cd "$wheels" && ls edgecrop-*.whl | head -n1)"
 inside /opt/venv/bin/pip install -q --no-index --find-links /opt/wheels --force-reinstall --no-deps "/opt/wheels/$whl"
-inside /opt/venv/bin/pip install -q --no-index --find-links /opt/wheels edgecrop pytest hypothesis \
+inside /opt/venv/bin/pip install -q --no-index --find-links /opt/wheels edgecrop pytest pytest-timeout hypothesis \
   || cannot "pip install inside the arm64 root failed"
 status=0
 # 6. Runs inside the root (cwd /opt/src so the tests find examples/ and models/).
