@@ -29,7 +29,7 @@ from .output import SAVE_FORMATS, OutputWriter
 from .progress import progress
 from .registry import DEFAULT_MODEL, list_models
 from .render import overlay
-from .search import Boost, Policy, SearchOptions, parse_aspects
+from .search import Boost, Policy, SearchOptions, parse_aspects, shortfalls
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif", ".heic"}
 HEATMAP_MAX_SIDE = 1600  # heatmaps are pictures to look at: the photo at its size, or scaled to fit this
@@ -342,7 +342,8 @@ def _batch(args, handle) -> int:
     def one(cropper: Cropper, path: Path) -> tuple[str, str]:
         loaded = cropper.load(path)
         result = cropper.crop(loaded, aspects, options)
-        return _missing_alternatives(path, result, options), handle(cropper, path, loaded, result, writer)
+        notes = "".join(f"edgecrop: note: {path}: {n}\n" for n in shortfalls(result.crops, options))
+        return notes, handle(cropper, path, loaded, result, writer)
 
     try:
         with _cropper(args) as cropper:
@@ -364,20 +365,6 @@ def _batch(args, handle) -> int:
             folders = sorted({str(p.parent) for p in writer.written})
             print(f"edgecrop: wrote {len(writer.written)} files to {', '.join(folders)}", file=sys.stderr)
     return 1 if failed else 0
-
-
-def _missing_alternatives(path: Path, result: CropResult, options: SearchOptions) -> str:
-    """Notes for stderr on why a ratio got fewer than --top-k crops."""
-    notes = ""
-    if options.top_k > 1:
-        for aspect in dict.fromkeys(c.aspect for c in result.crops):
-            n = sum(c.aspect == aspect for c in result.crops)
-            if n < options.top_k:
-                notes += (
-                    f"edgecrop: note: {path}: {aspect.label}: {n} of {options.top_k} crops; every other window "
-                    f"overlaps a chosen one by {options.nms_iou:g} IoU or more\n"
-                )
-    return notes
 
 
 def _run_crop(args) -> int:

@@ -27,7 +27,7 @@ from .cropper import DEFAULT_ASPECTS, Cropper
 from .errors import EdgecropError, ImageError, OptionError
 from .images import picture_to_show
 from .render import colourise, ratio_colours
-from .search import Boost, Policy, SearchOptions, parse_aspects
+from .search import Boost, Policy, SearchOptions, parse_aspects, shortfalls
 
 MAX_UPLOAD = 25 * 1024 * 1024
 SHOWN_SIDE = 1200  # the photo is sent back at most this large: a page, not an archive
@@ -56,7 +56,9 @@ def crop_request(cropper: Cropper, data: bytes, query: dict[str, list[str]]) -> 
             x, y = (float(v) for v in query["focus"][0].split(","))
             boosts = [Boost(x, y, weight=4.0)]
     loaded = cropper.load(data)
-    result = cropper.crop(loaded, aspects, SearchOptions(policy=policy, top_k=top_k, boosts=boosts))
+    options = SearchOptions(policy=policy, top_k=top_k, boosts=boosts)
+    result = cropper.crop(loaded, aspects, options)
+    notes += shortfalls(result.crops, options)
     shown = picture_to_show(data, loaded, SHOWN_SIDE, cropper.options.max_pixels)
     heat = Image.fromarray(colourise(result.saliency), "RGB")
     colours = ratio_colours(result.crops)

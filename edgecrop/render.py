@@ -49,7 +49,8 @@ def overlay(
     line = max(2, round(min(photo.size) / 200))
     colours = ratio_colours(crops)
     for c in sorted(crops, key=lambda c: -c.rank):  # the best crops drawn last, on top
-        box = (c.x * sx, c.y * sy, (c.x + c.width) * sx - 1, (c.y + c.height) * sy - 1)
+        x0, y0 = c.x * sx, c.y * sy  # a box under one pixel of the picture (10000 x 1 shown at 1600 x 1) is a line
+        box = (x0, y0, max(x0, (c.x + c.width) * sx - 1), max(y0, (c.y + c.height) * sy - 1))
         if c.rank == 0:
             draw.rectangle(box, outline=colours[c.aspect.label], width=line)
         else:

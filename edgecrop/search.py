@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -406,3 +407,16 @@ def find_crops(
             box = centred_window(width / 2, height / 2, width, height, ratio)
         crops.append(crop(aspect, box, float(window_mass(sat, width, height, *box.as_tuple())), 0))
     return crops
+
+
+def shortfalls(crops: Sequence[Crop], options: SearchOptions) -> list[str]:
+    """Why a ratio got fewer than ``top_k`` crops, one sentence per such ratio (the CLI and the demo say it)."""
+    if options.top_k == 1:
+        return []
+    counts = Counter(c.aspect.label for c in crops)
+    return [
+        f"{label}: {n} of {options.top_k} crops; every other window overlaps a chosen one by {options.nms_iou:g} IoU "
+        "or more"
+        for label, n in counts.items()
+        if n < options.top_k
+    ]

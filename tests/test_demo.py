@@ -68,6 +68,20 @@ def test_api_answers_and_refuses_clearly(server, sample_path):
     assert post(server, sample_path.read_bytes())[0] == 200  # still serving after all that
 
 
+def test_fewer_alternatives_are_explained_and_extreme_shapes_served(server):
+    from PIL import Image
+
+    for size in ((10000, 1), (1, 10000), (400, 300)):
+        buf = io.BytesIO()
+        Image.new("RGB", size, (30, 90, 200)).save(buf, "PNG")
+        status, data = post(server, buf.getvalue(), "?aspect=1:1&aspect=16:9&top_k=3")
+        assert status == 200, data
+        counts = {a: sum(c["aspect"] == a for c in data["crops"]) for a in ("1:1", "16:9")}
+        short = [f"{a}: {n} of 3 crops" for a, n in counts.items() if n < 3]
+        assert [n.split(";")[0] for n in data["notes"]] == short, (size, data["notes"])
+    assert short == ["1:1: 1 of 3 crops", "16:9: 1 of 3 crops"]  # 400 x 300: any other window overlaps by 0.5+
+
+
 def test_exif_orientation_is_honoured(server, tmp_path):
     from PIL import Image
 

@@ -116,6 +116,18 @@ def test_huge_declared_image_decodes_only_what_outputs_need(tmp_path):
     assert Image.open(tmp_path / "out" / "big_1x1.jpg").size == (10000, 10000)
 
 
+@pytest.mark.parametrize("size", [(10000, 1), (1, 10000), (1, 1), (3, 2)])
+def test_extreme_shapes_get_crops_and_a_heatmap(tmp_path, size):
+    photo = tmp_path / "odd.png"
+    Image.new("RGB", size, (200, 40, 40)).save(photo)
+    out = tmp_path / "out"
+    proc = run("crop", photo, "--out-dir", out, "--heatmap", "--aspect", "16:9", "--aspect", "1:1", "--top-k", "2")
+    *notes, last = proc.stderr.splitlines()
+    assert proc.returncode == 0 and last.startswith("edgecrop: wrote ") and last.endswith(f"to {out}"), proc.stderr
+    assert all(n.startswith("edgecrop: note: ") for n in notes), proc.stderr  # top-k says why it found fewer
+    assert Image.open(out / "odd_heatmap.png").size[0] >= 1
+
+
 # ---- 5. and 6. options and errors: one line, exit 2 -----------------------------------------------------
 
 
