@@ -52,7 +52,9 @@ def describe_source(source: ImageSource) -> str:
         return getattr(source, "filename", "") or "<PIL image>"
     if isinstance(source, np.ndarray):
         return f"<array {source.shape} {source.dtype}>"
-    return getattr(source, "name", None) or "<file object>"
+    if hasattr(source, "read"):
+        return getattr(source, "name", None) or "<file object>"
+    return f"<{type(source).__name__}>"
 
 
 def load_image(
@@ -100,9 +102,11 @@ def _open(source: ImageSource, name: str) -> Image.Image:
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
-            raise ImageError(name, "no such file")
+            raise ImageError(name, "not a regular file" if path.exists() else "no such file")
         if path.stat().st_size == 0:
             raise ImageError(name, "empty file")
+    elif not hasattr(source, "read"):
+        raise ImageError(name, "not an image source (a path, bytes, a binary file, a PIL image or a NumPy array)")
     try:
         return Image.open(source)
     except Image.UnidentifiedImageError:
@@ -197,13 +201,15 @@ def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
 def _scale_to_8bit(img: Image.Image) -> Image.Image:
     """High bit-depth grey (16-bit, 32-bit int, float) to 8-bit, by the range the data can take."""
     arr = np.asarray(img.convert("F") if img.mode.startswith("I;16") else img, dtype=np.float64)
+    finite = np.isfinite(arr)
+    arr = np.where(finite, arr, np.where(arr > 0, np.max(arr, where=finite, initial=0.0), 0.0))  # inf: brightest
     if img.mode.startswith("I;16"):
         top = 65535.0
     elif img.mode == "F" and arr.size and np.nanmax(arr) <= 1.0:
         top = 1.0
     else:
         top = float(np.nanmax(arr)) if arr.size and np.nanmax(arr) > 255 else 255.0
-    arr = np.nan_to_num(arr) * (255.0 / top)
+    arr = arr * (255.0 / top)
     return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L")
 
 
@@ -220,7 +226,7 @@ def _from_array(arr: np.ndarray, name: str) -> Image.Image:
     elif arr.dtype == np.uint16:
         arr = (arr.astype(np.uint32) * 255 + 32767) // 65535
     elif np.issubdtype(arr.dtype, np.floating):
-        arr = np.clip(np.nan_to_num(arr) * 255.0 + 0.5, 0, 255)
+        arr = np.clip(np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0) * 255.0 + 0.5
     elif arr.dtype != np.uint8:
         raise ImageError(name, f"unsupported array dtype {arr.dtype}")
     arr = np.ascontiguousarray(arr.astype(np.uint8))

@@ -1,6 +1,7 @@
 """Every way a photo can arrive, every Pillow mode, EXIF orientation, and broken inputs."""
 
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -143,6 +144,24 @@ def test_bad_arrays(array):
         load_image(array)
 
 
+def test_infinite_and_missing_values_are_extremes_and_silent():
+    """inf is the brightest value, -inf and NaN the darkest; no overflow warning reaches the caller."""
+    values = [np.inf, -np.inf, np.nan, 0.5, 1e300, -1e300]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        floats = np.asarray(load_image(np.array([values])).rgb)[0, :, 0]
+        grey = Image.fromarray(np.array([[np.inf, -np.inf, np.nan, 100.0, 1000.0, 0.0]], np.float32))
+        scaled = np.asarray(load_image(grey).rgb)[0, :, 0]
+    assert floats.tolist() == [255, 0, 0, 128, 255, 0]
+    assert scaled.tolist() == [255, 0, 0, 26, 255, 0]  # by the largest finite value
+
+
+@pytest.mark.parametrize("source", [5, None, memoryview(b"ab"), object()])
+def test_what_is_no_image_source_is_named_by_its_type(source):
+    with pytest.raises(ImageError, match=f"<{type(source).__name__}>: not an image source"):
+        load_image(source)
+
+
 def test_bad_inputs_name_the_file(tmp_path, sample_path):
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")
@@ -155,6 +174,7 @@ def test_bad_inputs_name_the_file(tmp_path, sample_path):
         (text, "not an image"),
         (truncated, "cannot decode"),
         (tmp_path / "missing.jpg", "no such file"),
+        (tmp_path, "not a regular file"),
     ]:
         with pytest.raises(ImageError) as info:
             load_image(path)
