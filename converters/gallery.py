@@ -25,6 +25,7 @@ from .evaluate import CROP_ASPECTS, Photo, fixations_inside, probability_maps, v
 
 TILE = (320, 240)  # the box a photo is fitted into, pixels
 CAPTION = 18  # caption strip height, pixels
+MODEL_COLOUR = (0, 200, 255)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def tiles(photos: list[Photo], maps: list[np.ndarray], aspect: str) -> list[Tile
     return sorted(out, key=lambda t: (t.gain, t.photo.name))
 
 
-def draw_tile(t: Tile, colour: tuple[int, int, int]) -> Image.Image:
+def draw_tile(t: Tile) -> Image.Image:
     scale = min(TILE[0] / t.photo.width, TILE[1] / t.photo.height)
     size = (max(1, round(t.photo.width * scale)), max(1, round(t.photo.height * scale)))
     tile = Image.new("RGB", (TILE[0], TILE[1] + CAPTION), (24, 24, 24))
@@ -62,7 +63,7 @@ def draw_tile(t: Tile, colour: tuple[int, int, int]) -> Image.Image:
     draw = ImageDraw.Draw(picture)
     for x, y in t.photo.fixations * scale:
         draw.ellipse((x - 1.5, y - 1.5, x + 1.5, y + 1.5), fill=(255, 220, 0))
-    for box, width, ink in ((t.centre, 2, (255, 255, 255)), (t.model, 3, colour)):
+    for box, width, ink in ((t.centre, 2, (255, 255, 255)), (t.model, 3, MODEL_COLOUR)):
         x0, y0 = box.x * scale, box.y * scale
         draw.rectangle(
             (x0, y0, max(x0, (box.x + box.width) * scale - 1), max(y0, (box.y + box.height) * scale - 1)),
@@ -77,7 +78,6 @@ def draw_tile(t: Tile, colour: tuple[int, int, int]) -> Image.Image:
 
 def sheet(ranked: list[Tile], aspect: str, title: str, per_row: int) -> Image.Image:
     """Two rows: the ``per_row`` photos the model's crop does worst on against the centre crop, then the best."""
-    colour = (0, 200, 255)
     worst, best = ranked[:per_row], ranked[::-1][:per_row][::-1]
     head = 28
     out = Image.new("RGB", (per_row * TILE[0], head + 2 * (TILE[1] + CAPTION)), (0, 0, 0))
@@ -90,7 +90,7 @@ def sheet(ranked: list[Tile], aspect: str, title: str, per_row: int) -> Image.Im
     )
     for row, chosen in enumerate((worst, best)):
         for k, t in enumerate(chosen):
-            out.paste(draw_tile(t, colour), (k * TILE[0], head + row * (TILE[1] + CAPTION)))
+            out.paste(draw_tile(t), (k * TILE[0], head + row * (TILE[1] + CAPTION)))
     return out
 
 
