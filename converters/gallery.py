@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from edgecrop.geometry import AspectRatio, Box
+from edgecrop.render import drawn_box
 from edgecrop.search import SearchOptions, centred_window, find_crops
 
 from . import paths
@@ -64,12 +65,7 @@ def draw_tile(t: Tile) -> Image.Image:
     for x, y in t.photo.fixations * scale:
         draw.ellipse((x - 1.5, y - 1.5, x + 1.5, y + 1.5), fill=(255, 220, 0))
     for box, width, ink in ((t.centre, 2, (255, 255, 255)), (t.model, 3, MODEL_COLOUR)):
-        x0, y0 = box.x * scale, box.y * scale
-        draw.rectangle(
-            (x0, y0, max(x0, (box.x + box.width) * scale - 1), max(y0, (box.y + box.height) * scale - 1)),
-            outline=ink,
-            width=width,
-        )
+        draw.rectangle(drawn_box(box, scale, scale), outline=ink, width=width)
     tile.paste(picture, ((TILE[0] - size[0]) // 2, (TILE[1] - size[1]) // 2))
     text = f"{t.photo.name[:18]}  model {t.model_kept:.2f}  centre {t.centre_kept:.2f}"
     ImageDraw.Draw(tile).text((4, TILE[1] + 2), text, fill=(230, 230, 230), font=ImageFont.load_default(size=12))

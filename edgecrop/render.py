@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .geometry import Box
 from .search import Crop
 
 # A perceptual dark-to-bright colour ramp (black, purple, red, orange, yellow), 5 stops.
@@ -49,8 +50,7 @@ def overlay(
     line = max(2, round(min(photo.size) / 200))
     colours = ratio_colours(crops)
     for c in sorted(crops, key=lambda c: -c.rank):  # the best crops drawn last, on top
-        x0, y0 = c.x * sx, c.y * sy  # a box under one pixel of the picture (10000 x 1 shown at 1600 x 1) is a line
-        box = (x0, y0, max(x0, (c.x + c.width) * sx - 1), max(y0, (c.y + c.height) * sy - 1))
+        box = drawn_box(c.box, sx, sy)
         if c.rank == 0:
             draw.rectangle(box, outline=colours[c.aspect.label], width=line)
         else:
@@ -58,6 +58,13 @@ def overlay(
     if colours:
         _legend(draw, photo.size, colours, any(c.rank for c in crops))
     return out
+
+
+def drawn_box(box: Box, sx: float, sy: float) -> tuple[float, float, float, float]:
+    """A box in image pixels as Pillow's inclusive corners on a picture scaled by (sx, sy); a box under one
+    pixel of the picture (10000 x 1 shown at 1600 x 1) becomes a line."""
+    x0, y0 = box.x * sx, box.y * sy
+    return x0, y0, max(x0, (box.x + box.width) * sx - 1), max(y0, (box.y + box.height) * sy - 1)
 
 
 def ratio_colours(crops: Sequence[Crop]) -> dict[str, tuple[int, int, int]]:
