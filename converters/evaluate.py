@@ -58,6 +58,11 @@ class Photo:
     fixations_all: np.ndarray  # (n, 2), all fixations
     faces: np.ndarray  # (k, 4) frontal face boxes left, top, width, height
 
+    def source(self) -> Path | Image.Image:
+        """What a user would hand the cropper: the file (decoded as the runtime decodes it, at reduced
+        size), or the re-cut's pixels."""
+        return self.path if self.box is None else self.image()
+
     def image(self) -> Image.Image:
         with Image.open(self.path) as im:
             rgb = im.convert("RGB")
@@ -159,7 +164,7 @@ def raw_maps(model: bytes | Path | str, photos: list[Photo], threads: int = 2) -
     out = []
     with Cropper.from_model(model, num_threads=threads) as cropper:
         for p in photos:
-            pixels, place = to_input(p.image(), cropper.model.info.spec)
+            pixels, place = to_input(cropper.load(p.source()).rgb, cropper.model.info.spec)
             out.append(content_cells(cropper.model.run(pixels), place))
     return out
 
@@ -167,7 +172,7 @@ def raw_maps(model: bytes | Path | str, photos: list[Photo], threads: int = 2) -
 def probability_maps(model: bytes | Path | str, photos: list[Photo], threads: int = 2) -> list[np.ndarray]:
     """The maps the runtime's crop search works on (card's temperature and centre prior applied)."""
     with Cropper.from_model(model, num_threads=threads) as cropper:
-        return [cropper.saliency(p.image()) for p in photos]
+        return [cropper.saliency(p.source()) for p in photos]
 
 
 def photo_rows(maps: Iterable[np.ndarray], photos: list[Photo], options: SearchOptions | None = None) -> list[dict]:
@@ -200,22 +205,28 @@ def normalised(model: np.ndarray, centre: np.ndarray, best: np.ndarray) -> float
     return float((model.mean() - centre.mean()) / gap) if gap > 0 else 0.0
 
 
-def ratio_summary(rows: list[dict], aspect: str, prefix: str = "", seed: int = 0) -> dict:
-    """Shares kept (model, centre, best), the normalised score and its bootstrap 95% interval."""
+def resamples(photos: int, seed: int = 0) -> np.ndarray:
+    """The bootstrap's photo draws, (BOOTSTRAP, photos): the same draws for every ratio of a set, so the
+    interval of the set's mean over ratios is a joint one."""
+    return np.random.default_rng(seed).integers(0, photos, (BOOTSTRAP, photos))
+
+
+def interval(boots: np.ndarray) -> list[float]:
+    return [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]
+
+
+def ratio_boots(rows: list[dict], aspect: str, prefix: str = "") -> tuple[dict, np.ndarray]:
+    """Shares kept (model, centre, best) and the normalised score, with the score of every resample."""
     count = "n_all" if prefix else "n"
     m, c, b = (_shares(rows, f"{prefix}{k}_{aspect}", count) for k in ("model", "centre", "best"))
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(BOOTSTRAP):
-        i = rng.integers(0, len(rows), len(rows))
-        boots.append(normalised(m[i], c[i], b[i]))
-    return {
-        "model": float(m.mean()),
-        "centre": float(c.mean()),
-        "best": float(b.mean()),
-        "normalised": normalised(m, c, b),
-        "ci95": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))],
-    }
+    boots = np.array([normalised(m[i], c[i], b[i]) for i in resamples(len(rows))])
+    summary = {"model": float(m.mean()), "centre": float(c.mean()), "best": float(b.mean())}
+    return {**summary, "normalised": normalised(m, c, b), "ci95": interval(boots)}, boots
+
+
+def ratio_summary(rows: list[dict], aspect: str, prefix: str = "") -> dict:
+    """Shares kept (model, centre, best), the normalised score and its bootstrap 95% interval."""
+    return ratio_boots(rows, aspect, prefix)[0]
 
 
 def faces_summary(rows: list[dict], aspect: str) -> dict | None:
@@ -230,14 +241,19 @@ def faces_summary(rows: list[dict], aspect: str) -> dict | None:
 
 
 def set_summary(rows: list[dict]) -> dict:
+    """Every ratio's summary, and the mean of their normalised scores with its joint bootstrap interval."""
     out: dict = {"photos": len(rows), "ratios": {}}
+    boots = []
     for a in CROP_ASPECTS:
+        summary, b = ratio_boots(rows, a)
+        boots.append(b)
         out["ratios"][a] = {
-            **ratio_summary(rows, a),
+            **summary,
             "with_first_fixation": ratio_summary(rows, a, "all_"),
             "faces_kept_whole": faces_summary(rows, a),
         }
     out["mean_normalised"] = float(np.mean([out["ratios"][a]["normalised"] for a in CROP_ASPECTS]))
+    out["mean_ci95"] = interval(np.mean(boots, axis=0))
     return out
 
 
@@ -296,7 +312,11 @@ def card_metrics(report: dict) -> dict:
 def format_report(report: dict, label: str = "") -> str:
     lines = [f"# {label}" if label else ""]
     for name, s in report["sets"].items():
-        lines.append(f"{name} ({s['photos']} photos): mean normalised crop score {s['mean_normalised']:+.3f}")
+        low, high = s["mean_ci95"]
+        lines.append(
+            f"{name} ({s['photos']} photos): mean normalised crop score {s['mean_normalised']:+.3f}"
+            f" (95% interval [{low:+.3f}, {high:+.3f}])"
+        )
         if "maps" in s:
             keys = ("NSS", "CC", "KL", "AUC-Judd", "sAUC")
             lines.append("  map     " + "  ".join(f"{k} {s['maps'][k]:.3f}" for k in keys))

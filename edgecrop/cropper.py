@@ -28,7 +28,7 @@ from .errors import EdgecropError, OptionError
 from .geometry import AspectRatio
 from .images import DEFAULT_MAX_PIXELS, ImageSource, LoadedImage, load_image
 from .model import ModelSource, SaliencyModel
-from .preprocess import content_cells, mix_centre_prior, to_input, to_probability
+from .preprocess import content_cells, decode_size, mix_centre_prior, to_input, to_probability
 from .registry import resolve_model
 from .search import Crop, SearchOptions, find_crops, parse_aspects
 
@@ -109,10 +109,12 @@ class Cropper:
         return cls(CropperOptions(model=model, **options))
 
     def load(self, image: ImageSource) -> LoadedImage:
+        """Decode ``image``; a JPEG at the smallest DCT scale that covers the picture's place in the model
+        input (a 1024x768 photo at 1/4, 256x192, for a letterboxed 256x256 input: no resize left to do)."""
         spec = self.model.info.spec
         return load_image(
             image,
-            min_size=(spec.width, spec.height),
+            min_size=lambda width, height: decode_size(width, height, spec),
             max_pixels=self.options.max_pixels,
             background=self.options.background,
         )

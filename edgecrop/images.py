@@ -13,7 +13,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Union
+from typing import IO, Callable, Union
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -21,6 +21,8 @@ from PIL import Image, ImageOps
 from .errors import ImageError
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, IO[bytes], Image.Image, np.ndarray]
+#: The size a reduced decode must cover, or a function of the upright photo's size giving it.
+MinSize = Union[tuple[int, int], Callable[[int, int], tuple[int, int]]]
 
 #: Pillow's own hard limit for a decompression bomb; above this we refuse the image.
 DEFAULT_MAX_PIXELS = 2 * 89_478_485
@@ -60,14 +62,15 @@ def describe_source(source: ImageSource) -> str:
 def load_image(
     source: ImageSource,
     *,
-    min_size: tuple[int, int] | None = None,
+    min_size: MinSize | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     background: tuple[int, int, int] = (255, 255, 255),
 ) -> LoadedImage:
     """Decode ``source`` into an upright RGB image.
 
-    ``min_size`` (width, height) lets a JPEG decode at the smallest DCT scale that still covers that
-    size; ``None`` decodes every pixel. Transparent pixels are composited on ``background``.
+    ``min_size`` (width, height), or a function of the upright photo's (width, height) giving it, lets a
+    JPEG decode at the smallest DCT scale that still covers that size; ``None`` decodes every pixel.
+    Transparent pixels are composited on ``background``.
     Raises :class:`ImageError` naming the source for anything that is not a usable image.
     """
     name = describe_source(source)
@@ -118,7 +121,7 @@ def _open(source: ImageSource, name: str) -> Image.Image:
 def _decode(
     img: Image.Image,
     name: str,
-    min_size: tuple[int, int] | None,
+    min_size: MinSize | None,
     max_pixels: int,
     background: tuple[int, int, int],
 ) -> LoadedImage:
@@ -134,7 +137,7 @@ def _decode(
     if orientation in _TRANSPOSING_ORIENTATIONS:
         full_w, full_h = full_h, full_w
     if min_size is not None and img.format == "JPEG":
-        want_w, want_h = min_size
+        want_w, want_h = min_size(full_w, full_h) if callable(min_size) else min_size
         if orientation in _TRANSPOSING_ORIENTATIONS:
             want_w, want_h = want_h, want_w
         img.draft("RGB", (want_w, want_h))

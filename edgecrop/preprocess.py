@@ -68,6 +68,12 @@ def layout(image_width: int, image_height: int, spec: InputSpec) -> Layout:
     return Layout((left, top, width, height), (left_c, top_c, cells_w, cells_h))
 
 
+def decode_size(image_width: int, image_height: int, spec: InputSpec) -> tuple[int, int]:
+    """The size of the picture's place in the input: a reduced decode that covers it loses nothing."""
+    _, _, width, height = layout(image_width, image_height, spec).content
+    return width, height
+
+
 def to_input(rgb: Image.Image, spec: InputSpec) -> tuple[np.ndarray, Layout]:
     """The uint8 HxWx3 input array for ``rgb`` and its layout (black padding for letterbox)."""
     place = layout(rgb.width, rgb.height, spec)

@@ -1,11 +1,13 @@
 """The bundled model through the public API: results, model files of each dtype, threads, errors."""
 
+import io
 import threading
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from PIL import Image
 
 from edgecrop import (
     Boost,
@@ -231,3 +233,13 @@ def test_mirrored_is_a_left_right_flip(h, w, c, dtype):
     m = mirrored(a)
     assert m.flags.c_contiguous and m.dtype == a.dtype
     np.testing.assert_array_equal(m, a[:, ::-1])
+
+
+@pytest.mark.parametrize(
+    ("size", "decoded"), [((1024, 768), (256, 192)), ((800, 600), (400, 300)), ((768, 1024), (192, 256))]
+)
+def test_jpegs_decode_to_what_the_input_layout_needs(cropper, size, decoded):
+    # a letterboxed 256x256 input holds a 4:3 photo as 256x192: a 1024x768 JPEG decodes at 1/4, no larger
+    buf = io.BytesIO()
+    Image.new("RGB", size, (90, 120, 40)).save(buf, "JPEG")
+    assert cropper.load(buf.getvalue()).rgb.size == decoded

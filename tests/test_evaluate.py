@@ -113,3 +113,22 @@ def test_pooled_score_weighs_ratios_by_what_they_can_gain():
     (cell_a, cell_b) = cells(kept, baselines, {"a": np.array([0])})[0]
     assert cell_a == pytest.approx(-1.0) and cell_b == pytest.approx(0.8)  # the noisy cell says -1
     assert pooled(kept, baselines, {"a": np.array([0])})[0, 0] == pytest.approx((0.39) / 0.51)
+
+
+def test_the_mean_over_ratios_has_a_joint_interval(tmp_path):
+    # photos whose people look left or right: a map that always says right is perfect on half of them
+    rng = np.random.default_rng(3)
+    photos, maps = [], []
+    for k in range(12):
+        side = 190.0 if k % 2 else 10.0
+        fix = np.column_stack([np.full(8, side) + rng.uniform(-5, 5, 8), rng.uniform(0, 100, 8)])
+        photos.append(_photo(tmp_path, fix))
+        right = np.ones((10, 20))
+        right[:, -3:] = 50.0
+        maps.append(right)
+    s = set_summary(photo_rows(maps, photos))
+    low, high = s["mean_ci95"]
+    assert low < s["mean_normalised"] < high  # resampling which photos look where moves the score
+    assert s == set_summary(photo_rows(maps, photos))  # seeded
+    perfect = set_summary(photo_rows(maps[1::2], photos[1::2]))
+    assert perfect["mean_normalised"] == 1.0 and perfect["mean_ci95"] == [1.0, 1.0]

@@ -206,3 +206,20 @@ def test_callers_pil_image_not_drafted():
     big = Image.open(io.BytesIO(_roundtrip(Image.new("RGB", (2000, 1500)), "JPEG")))
     loaded = load_image(big, min_size=(256, 256))
     assert big.size == (2000, 1500) and loaded.rgb.size == (2000, 1500)
+
+
+def test_a_size_rule_sees_the_upright_photo():
+    # a portrait photo stored landscape with EXIF orientation 6: the rule is asked about 768x1024
+    img = Image.new("RGB", (1024, 768), (10, 20, 30))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=exif)
+    asked = []
+
+    def rule(width, height):
+        asked.append((width, height))
+        return width // 4, height // 4
+
+    loaded = load_image(buf.getvalue(), min_size=rule)
+    assert asked == [(768, 1024)] and loaded.rgb.size == (192, 256) and (loaded.width, loaded.height) == (768, 1024)
