@@ -41,16 +41,31 @@ def set_outputs(data: bytes, tensors: list[int], subgraph: int = 0) -> bytes:
 def embed_card(data: bytes, card: ModelCard) -> bytes:
     """Store ``card`` as JSON in the model's metadata (replacing an earlier card)."""
     model = _load(data)
-    payload = card.to_json().encode()
     buffer = schema.BufferT()
-    buffer.data = list(payload)
+    buffer.data = list(card.to_json().encode())
     model.buffers.append(buffer)
     meta = schema.MetadataT()
     meta.name = CARD_METADATA_NAME
     meta.buffer = len(model.buffers) - 1
     model.metadata = [m for m in (model.metadata or []) if m.name.decode() != CARD_METADATA_NAME]
     model.metadata.append(meta)
+    _drop_unused_buffers(model)  # the earlier card's, so that replacing a card does not grow the file
     return _save(model)
+
+
+def _drop_unused_buffers(model: schema.ModelT) -> None:
+    """Remove the buffers no tensor or metadata refers to (buffer 0, the empty one, stays), renumbering."""
+    graphs_use = [t.buffer for g in model.subgraphs for t in g.tensors]
+    used = {0, *graphs_use, *(m.buffer for m in model.metadata or []), *(model.metadataBuffer or [])}
+    new_index = {old: new for new, old in enumerate(sorted(used))}
+    model.buffers = [model.buffers[old] for old in sorted(used)]
+    for g in model.subgraphs:
+        for t in g.tensors:
+            t.buffer = new_index[t.buffer]
+    for m in model.metadata or []:
+        m.buffer = new_index[m.buffer]
+    if model.metadataBuffer is not None:
+        model.metadataBuffer = [new_index[b] for b in model.metadataBuffer]
 
 
 _OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}

@@ -224,11 +224,13 @@ def card_summary(card: ModelCard) -> list[str]:
         m = card.metrics.get(key)
         if not isinstance(m, Mapping):
             continue
-        maps, crops = m.get("maps"), m.get("mean_normalised")
+        maps, crops, ci = m.get("maps"), m.get("mean_normalised"), m.get("mean_ci95")
         if isinstance(maps, Mapping) and isinstance(maps.get("NSS"), (int, float)):
             score = (
                 f"; crops {crops:+.2f} of the way from the centre crop to the best" if isinstance(crops, float) else ""
             )
+            if score and isinstance(ci, list) and len(ci) == 2 and all(isinstance(v, float) for v in ci):
+                score += f" (95% interval {ci[0]:+.2f} to {ci[1]:+.2f})"
             lines.append(f"{label}: NSS {maps['NSS']:.2f}, CC {maps.get('CC', float('nan')):.2f}{score}")
     if card.licence:
         lines.append(f"licence: {card.licence}")

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from edgecrop.backend import get_backend
 from edgecrop.tflite_metadata import ModelFormatError, read_metadata
 
 
@@ -26,6 +27,17 @@ def test_embed_card_round_trip(tiny_models):
     meta = read_metadata(again)
     assert list(meta).count(CARD_METADATA_NAME) == 1
     assert read_card(again, "x") == card  # written into the .tflite metadata and read back, equal
+    twice = embed_card(embed_card(again, ModelCard(name="third")), card)
+    assert len(twice) == len(again)  # a replaced card leaves no orphan behind
+    outputs = []
+    for blob in (data, twice):  # and the weights are where the graph looks for them
+        it = get_backend().interpreter_class(model_content=blob)
+        it.allocate_tensors()
+        d = it.get_input_details()[0]
+        it.set_tensor(d["index"], np.arange(np.prod(d["shape"])).reshape(d["shape"]).astype(d["dtype"]))
+        it.invoke()
+        outputs.append(it.get_tensor(it.get_output_details()[0]["index"]))
+    assert np.array_equal(*outputs)
 
 
 @pytest.mark.convert
