@@ -126,3 +126,10 @@ def test_import_never_loads_tensorflow():
     code = "import sys, edgecrop, edgecrop.cli; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_info_shows_the_default_models_crop_scores_with_their_interval():
+    proc = run("info")
+    assert proc.returncode == 0 and proc.stderr == ""
+    osie = next(line for line in proc.stdout.splitlines() if "OSIE val: NSS" in line and "interval" in line)
+    assert "of the way from the centre crop to the best (95% interval +" in osie
