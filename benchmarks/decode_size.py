@@ -56,7 +56,6 @@ def main(argv: list[str] | None = None) -> None:
             "square": lambda p: load_image(p, min_size=(spec.width, spec.height)),
             "now": cropper.load,
         }
-        runtime_load = cropper.load
         for size in SIZES:
             photos = jpegs(size)
             shapes = {k: rule(photos[0]).rgb.size for k, rule in rules.items()}
@@ -65,9 +64,7 @@ def main(argv: list[str] | None = None) -> None:
             for _ in range(args.repeats):
                 for k, rule in rules.items():
                     stage[k].append(per_photo_ms(lambda p, rule=rule: to_input(rule(p).rgb, spec), photos))
-                    cropper.load = rule  # type: ignore[method-assign]
-                    crop[k].append(per_photo_ms(cropper.crop, photos))
-                    cropper.load = runtime_load  # type: ignore[method-assign]
+                    crop[k].append(per_photo_ms(lambda p, rule=rule: cropper.crop(rule(p)), photos))
             med = {k: (statistics.median(stage[k]), statistics.median(crop[k])) for k in rules}
             print(
                 f"| {size[0]}x{size[1]} | {shapes['square'][0]}x{shapes['square'][1]} | "
