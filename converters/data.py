@@ -36,9 +36,10 @@ def shape_class(width: int, height: int) -> str:
     return "portrait" if r < 0.9 else "square" if r < 1.1 else "landscape" if r < 1.9 else "panoramic"
 
 
-def load_fixations(dataset: Path, drop_first: bool = True) -> dict[str, np.ndarray]:
-    """{image name: (n, 2) fixation x, y} of an OSIE-layout dataset; each observer's first fixation
-    (the start at screen centre) dropped, and points outside the image removed."""
+def load_fixations(dataset: Path, drop_first: bool = True, observers: bool = False) -> dict[str, np.ndarray]:
+    """{image name: (n, 2) fixation x, y} of an OSIE-layout dataset (with ``observers``, (n, 3): x, y and
+    the observer's number); each observer's first fixation (the start at screen centre) dropped, and
+    points outside the image removed."""
     raw = json.loads((dataset / "fixations.json").read_text())
     out = {}
     for name, rec in raw.items():
@@ -48,7 +49,7 @@ def load_fixations(dataset: Path, drop_first: bool = True) -> dict[str, np.ndarr
             first = np.r_[True, subject[1:] != subject[:-1]]
             fix = fix[~first]
         inside = (fix[:, 0] >= 0) & (fix[:, 0] < rec["width"]) & (fix[:, 1] >= 0) & (fix[:, 1] < rec["height"])
-        out[name] = fix[inside, :2]
+        out[name] = fix[inside][:, [0, 1, 3] if observers else [0, 1]]
     return out
 
 
