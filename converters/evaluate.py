@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,11 +57,20 @@ class Photo:
     fixations: np.ndarray  # (n, 2), each observer's first fixation dropped
     fixations_all: np.ndarray  # (n, 2), all fixations
     faces: np.ndarray  # (k, 4) frontal face boxes left, top, width, height
+    long_side: int | None = None  # hand the cropper the pixels shrunk to this long side: a small photo
 
     def source(self) -> Path | Image.Image:
         """What a user would hand the cropper: the file (decoded as the runtime decodes it, at reduced
-        size), or the re-cut's pixels."""
-        return self.path if self.box is None else self.image()
+        size), or the re-cut's pixels; with ``long_side``, the pixels shrunk (fixations stay in the
+        full-size frame: the map covers the picture whatever its size)."""
+        if self.box is None and self.long_side is None:
+            return self.path
+        image = self.image()
+        if self.long_side is None or max(image.size) <= self.long_side:
+            return image
+        s = self.long_side / max(image.size)
+        size = (max(1, round(image.width * s)), max(1, round(image.height * s)))
+        return image.resize(size, Image.Resampling.LANCZOS)
 
     def image(self) -> Image.Image:
         with Image.open(self.path) as im:
@@ -119,13 +128,13 @@ def _photos(shared: Path, dataset: str, names: list[str]) -> list[Photo]:
     return out
 
 
-def recuts(photos: list[Photo], seed: int = RECUT_SEED) -> list[Photo]:
-    """Windows of each RECUT_SHAPES ratio cut from each photo (RECUTS_PER_SHAPE of them, 55-100% of the
+def recuts(photos: list[Photo], seed: int = RECUT_SEED, shapes: Iterable[str] = RECUT_SHAPES) -> list[Photo]:
+    """Windows of each of ``shapes`` cut from each photo (RECUTS_PER_SHAPE of them, 55-100% of the
     largest such window, at seeded positions), with the fixations and faces inside re-indexed."""
     rng = np.random.default_rng(seed)
     out = []
     for p in photos:
-        for shape in RECUT_SHAPES:
+        for shape in shapes:
             for k in range(RECUTS_PER_SHAPE):
                 cw, ch = largest_window(p.width, p.height, AspectRatio.parse(shape).value, rng.uniform(0.55, 1.0))
                 x, y = int(rng.integers(0, p.width - cw + 1)), int(rng.integers(0, p.height - ch + 1))
@@ -148,11 +157,16 @@ def _inside(f: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray:
     return f[keep] - (x, y)
 
 
-def validation_sets(shared: Path, limit: int | None = None) -> dict[str, list[Photo]]:
-    """OSIE val, EyeCrowd val and the re-cuts of both."""
+def validation_sets(
+    shared: Path, limit: int | None = None, recut_shapes: Iterable[str] = RECUT_SHAPES, long_side: int | None = None
+) -> dict[str, list[Photo]]:
+    """OSIE val, EyeCrowd val and the re-cuts of both (of other shapes, or every photo shrunk to a long
+    side, for checking that crops hold up on shapes and sizes the defaults do not cover)."""
     splits = load_splits()
     sets = {f"{d}_val": _photos(shared, d, splits[f"{d}_val"][:limit]) for d in FIXATION_SETS}
-    sets["recuts"] = recuts([p for d in FIXATION_SETS for p in sets[f"{d}_val"]])
+    sets["recuts"] = recuts([p for d in FIXATION_SETS for p in sets[f"{d}_val"]], shapes=recut_shapes)
+    if long_side is not None:
+        sets = {k: [replace(p, long_side=long_side) for p in v] for k, v in sets.items()}
     return sets
 
 
@@ -335,16 +349,29 @@ def format_report(report: dict, label: str = "") -> str:
     return "\n".join(lines)
 
 
+def ratios(text: str) -> list[str]:
+    """'3:1,1:3' -> ['3:1', '1:3'] (argparse reports a ValueError as an invalid value)."""
+    return [AspectRatio.parse(r.strip()).label for r in text.split(",")]
+
+
+def positive(text: str) -> int:
+    if int(text) < 1:
+        raise ValueError(text)
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", default=[], help="bundled name or .tflite (repeatable)")
     ap.add_argument("--shared")
     ap.add_argument("--teacher", action="store_true", help="also the teacher's map metrics")
     ap.add_argument("--limit", type=int, help="only the first N photos of each validation split")
+    ap.add_argument("--recut-shapes", type=ratios, default=RECUT_SHAPES, help="the re-cuts' ratios, e.g. 3:1,1:3")
+    ap.add_argument("--long-side", type=positive, help="hand the cropper every photo shrunk to this long side")
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args(argv)
     shared = paths.shared_dir(args.shared)
-    sets = validation_sets(shared, args.limit)
+    sets = validation_sets(shared, args.limit, args.recut_shapes, args.long_side)
     results = {}
     for m in args.model or ["edgecrop_int8"]:
         results[m] = evaluate_model(m, sets, shared if args.teacher else None)

@@ -1,5 +1,6 @@
 """The crop evaluation (converters.evaluate) and calibration (converters.calibrate) on data made here."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,21 @@ def test_recuts_reindex_fixations_and_keep_whole_faces(tmp_path):
         for f in c.faces:  # faces re-indexed, and only those the re-cut holds whole
             assert faces_kept(f[None], 0, 0, w, h) == 1
         assert c.image().size == (w, h)
+
+
+def test_recuts_of_other_shapes_and_photos_shrunk_to_a_long_side(tmp_path):
+    """What ``--recut-shapes`` and ``--long-side`` evaluate: panoramic re-cuts, and small photos whose
+    fixations stay in the full-size frame (the cropper's map covers the picture whatever its size)."""
+    rng = np.random.default_rng(1)
+    photo = _photo(tmp_path, np.column_stack([rng.uniform(0, 200, 400), rng.uniform(0, 100, 400)]))
+    cuts = recuts([photo], shapes=["4:1", "1:3"])
+    assert {c.name.split("@")[1].split("#")[0] for c in cuts} == {"4:1", "1:3"}
+    assert all(abs(c.width - c.height * (4 if "@4:1" in c.name else 1 / 3)) <= 2 for c in cuts)
+    assert photo.source() == photo.path  # a file: the runtime decodes it
+    small = replace(photo, long_side=50)
+    assert small.source().size == (50, 25) and (small.width, small.height) == (200, 100)
+    assert replace(cuts[0], long_side=20).source().size == (20, 5)
+    assert replace(photo, long_side=500).source().size == (200, 100)  # never enlarged
 
 
 def test_rows_and_summary_of_a_map_that_knows_where_people_look(tmp_path):
