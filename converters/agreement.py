@@ -19,7 +19,7 @@ import numpy as np
 
 from . import metrics, paths
 from .data import FIXATION_SETS, load_fixations
-from .evaluate import CROP_ASPECTS, Photo, normalised, photo_rows, probability_maps, validation_sets
+from .evaluate import CROP_ASPECTS, Photo, normalised, photo_rows, positive, probability_maps, validation_sets
 
 SPLITS = 4
 CELL = 4  # pixels per cell of the people's map
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="edgecrop_int8", help="bundled name or .tflite")
     ap.add_argument("--shared")
-    ap.add_argument("--splits", type=int, default=SPLITS)
+    ap.add_argument("--splits", type=positive, default=SPLITS)
     ap.add_argument("--limit", type=int, help="only the first N photos of each validation split")
     args = ap.parse_args(argv)
     shared = paths.shared_dir(args.shared)

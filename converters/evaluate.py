@@ -14,6 +14,10 @@ Per set and per ratio (16:9, 1:1, 4:5, 9:16; the largest window of that ratio):
 Map metrics (NSS, CC, KL, SIM, AUC-Judd, sAUC; conventions in converters.metrics) on the full photos.
 
     python -m converters.evaluate --model edgecrop_int8 [--model other.tflite] [--teacher]
+
+Beyond the defaults: ``--recut-shapes 3:1,1:3,4:1,1:4`` (panoramic and tall re-cuts), ``--long-side 128``
+(every photo handed to the cropper shrunk: small photos). How far the model is from people themselves:
+converters.agreement.
 """
 
 from __future__ import annotations
