@@ -1,15 +1,20 @@
 """The split-half reference (converters.agreement) on data made here."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from converters.agreement import halves, people_map, split_half
 from converters.data import load_fixations
 from converters.evaluate import Photo
+
+from .conftest import REPO
 
 
 def test_fixations_keep_their_observer_and_lose_each_first_one(tmp_path: Path):
@@ -60,3 +65,13 @@ def test_people_who_agree_score_one_and_a_flat_map_the_centre_crop():
     assert agreeing["people"] == agreeing["ratios"]["9:16"]["people"] == 1.0
     assert agreeing["model"] == 1.0
     assert split_half(flat, photos, observers, splits=2)["ratios"]["9:16"]["model"] == 0.0
+
+
+@pytest.mark.shared
+def test_agreement_command_on_the_validation_sets(shared):
+    command = [sys.executable, "-m", "converters.agreement", "--shared", str(shared), "--limit", "4", "--splits", "1"]
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0 and proc.stderr == ""
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "osie_val (4 photos, 1 random splits of the observers)" and len(lines) == 14
+    assert [line.split()[0] for line in lines[9:]] == ["16:9", "1:1", "4:5", "9:16", "mean"]
