@@ -354,8 +354,8 @@ def format_report(report: dict, label: str = "") -> str:
 
 
 def ratios(text: str) -> list[str]:
-    """'3:1,1:3' -> ['3:1', '1:3'] (argparse reports a ValueError as an invalid value)."""
-    return [AspectRatio.parse(r.strip()).label for r in text.split(",")]
+    """'3:1,1:3' -> ['3:1', '1:3'] (argparse reports parse_aspects' OptionError, a ValueError, as an invalid value)."""
+    return [a.label for a in parse_aspects([r.strip() for r in text.split(",")])]
 
 
 def positive(text: str) -> int:
