@@ -19,7 +19,16 @@ import numpy as np
 
 from . import metrics, paths
 from .data import FIXATION_SETS, load_fixations
-from .evaluate import CROP_ASPECTS, Photo, normalised, photo_rows, positive, probability_maps, validation_sets
+from .evaluate import (
+    CROP_ASPECTS,
+    Photo,
+    normalised,
+    photo_rows,
+    positive,
+    probability_maps,
+    shares,
+    validation_sets,
+)
 
 SPLITS = 4
 CELL = 4  # pixels per cell of the people's map
@@ -58,10 +67,6 @@ def split_half(
             model += photo_rows([sal], [held])
             people += photo_rows([people_map(mine, p.width, p.height)], [held])
     out: dict = {"photos": len(photos), "splits": splits, "ratios": {}}
-
-    def shares(rows: list[dict], key: str) -> np.ndarray:
-        return np.array([r[key] / r["n"] for r in rows])
-
     for a in CROP_ASPECTS:
         centre, best = shares(model, f"centre_{a}"), shares(model, f"best_{a}")
         out["ratios"][a] = {

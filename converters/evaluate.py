@@ -214,7 +214,8 @@ def photo_rows(maps: Iterable[np.ndarray], photos: list[Photo], options: SearchO
     return rows
 
 
-def _shares(rows: list[dict], key: str, count: str) -> np.ndarray:
+def shares(rows: list[dict], key: str, count: str = "n") -> np.ndarray:
+    """Per photo, the count under ``key`` as a share of its fixations."""
     return np.array([r[key] / r[count] if r[count] else 0.0 for r in rows])
 
 
@@ -236,7 +237,7 @@ def interval(boots: np.ndarray) -> list[float]:
 def ratio_boots(rows: list[dict], aspect: str, prefix: str = "") -> tuple[dict, np.ndarray]:
     """Shares kept (model, centre, best) and the normalised score, with the score of every resample."""
     count = "n_all" if prefix else "n"
-    m, c, b = (_shares(rows, f"{prefix}{k}_{aspect}", count) for k in ("model", "centre", "best"))
+    m, c, b = (shares(rows, f"{prefix}{k}_{aspect}", count) for k in ("model", "centre", "best"))
     boots = np.array([normalised(m[i], c[i], b[i]) for i in resamples(len(rows))])
     summary = {"model": float(m.mean()), "centre": float(c.mean()), "best": float(b.mean())}
     return {**summary, "normalised": normalised(m, c, b), "ci95": interval(boots)}, boots
