@@ -22,7 +22,6 @@ import numpy as np
 from edgecrop import Cropper, CropperOptions
 from edgecrop.backend import get_backend
 from edgecrop.bench import make_inputs, sample_photo
-from edgecrop.preprocess import to_input
 
 MAX_INT8_STEPS = 1
 ASPECTS = ("16:9", "1:1", "4:5", "9:16", "3:1")
@@ -42,8 +41,7 @@ def dump(out: Path) -> dict:
         q = cropper.model.info.output_quant
         for name, path in inputs.items():
             res = cropper.crop(path, ASPECTS)
-            pixels, _ = to_input(cropper.load(path).rgb, cropper.model.info.spec)
-            raw = cropper.model.run(pixels)
+            raw = cropper.model.raw_map(cropper.load(path).rgb).values
             steps = np.round(raw / q.scale).astype(int) + q.zero_point if q.quantized else raw
             result["images"][name] = {
                 "crops": [c.as_dict() for c in res.crops],

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from edgecrop import Boost, Cropper, SearchOptions, find_crops
-from edgecrop.bench import sample_photo
+from edgecrop._resources import sample_photo
 from edgecrop.cropper import DEFAULT_ASPECTS
 from edgecrop.search import parse_aspects
 

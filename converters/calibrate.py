@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecrop.preprocess import mix_centre_prior, to_probability
+from edgecrop import CentrePrior, Cropper, OutputCard
+from edgecrop.postprocess import postprocess
 from edgecrop.search import SearchOptions, find_crops, parse_aspects
 
 from . import paths
@@ -49,13 +50,16 @@ def grid() -> list[tuple[float, float, float]]:
     return [(t, w, s) for t, w, s in itertools.product(TEMPERATURES, WEIGHTS, SIGMAS) if w > 0 or s == SIGMAS[0]]
 
 
-def kept_counts(raw: list[np.ndarray], photos: list[Photo], params: list[tuple[float, float, float]]) -> np.ndarray:
-    """Fixations kept by the crop of each ratio: (len(params), len(photos), len(CROP_ASPECTS))."""
+def kept_counts(
+    raw: list[np.ndarray], photos: list[Photo], params: list[tuple[float, float, float]], output: OutputCard
+) -> np.ndarray:
+    """Fixations kept by the crop of each ratio: (len(params), len(photos), len(CROP_ASPECTS)), the raw
+    maps postprocessed as ``output`` says at each (temperature, prior weight, sigma)."""
     aspects, options = parse_aspects(CROP_ASPECTS), SearchOptions()
     out = np.zeros((len(params), len(photos), len(aspects)))
     for k, (t, w, s) in enumerate(params):
         for i, (r, p) in enumerate(zip(raw, photos)):
-            sal = mix_centre_prior(to_probability(r, "logits", t), w, s)
+            sal = postprocess(r, output, temperature=t, prior=CentrePrior(w, s))
             for j, c in enumerate(find_crops(sal, p.width, p.height, aspects, options)):
                 out[k, i, j] = fixations_inside(p.fixations, c.x, c.y, c.width, c.height)
     return out
@@ -99,14 +103,17 @@ def fit(model: bytes | Path | str, sets: dict[str, list[Photo]]) -> dict:
     starts = np.cumsum([0] + [len(sets[n]) for n in names])
     index = {n: np.arange(starts[i], starts[i + 1]) for i, n in enumerate(names)}
     raw = [m for n in names for m in raw_maps(model, sets[n])]
-    rows = photo_rows([to_probability(r, "logits") for r in raw], photos)
+    with Cropper.from_model(model) as cropper:
+        output = cropper.model.info.card.output
+    plain = CentrePrior(0.0, SIGMAS[0])
+    rows = photo_rows([postprocess(r, output, temperature=1.0, prior=plain) for r in raw], photos)
     baselines = {
         "n": np.array([r["n"] for r in rows], float),
         "centre": np.array([[r[f"centre_{a}"] for a in CROP_ASPECTS] for r in rows], float),
         "best": np.array([[r[f"best_{a}"] for a in CROP_ASPECTS] for r in rows], float),
     }
     log.info("calibrating on %d photos x %d parameter sets", len(photos), len(params))
-    kept = kept_counts(raw, photos, params)
+    kept = kept_counts(raw, photos, params, output)
     all_cells = cells(kept, baselines, index)
     score = objective(pooled(kept, baselines, index))
     best = int(np.argmax(score))

@@ -25,8 +25,10 @@ SPLIT_SEED = 2018
 OSIE_VAL = 100
 EYECROWD_SEED = 2014
 EYECROWD_VAL = 80
+NUS_SCENE_SEED = 2015
+NUS_SCENE_VAL = 100
 # The eye-tracking datasets in ../shared/data: each has images/ and fixations.json in the same layout.
-FIXATION_SETS = ("osie", "eyecrowd")
+FIXATION_SETS = ("osie", "eyecrowd", "nus_scene")
 # Corpus photos held out, by shape (width / height), so aspect decisions are not made on one shape.
 HOLDOUT_PER_SHAPE = {"portrait": 40, "square": 20, "landscape": 35, "panoramic": 5}
 
@@ -60,12 +62,20 @@ def load_faces(dataset: Path) -> dict[str, np.ndarray]:
     return {name: np.asarray(rec.get("faces", []), dtype=np.float64).reshape(-1, 8) for name, rec in raw.items()}
 
 
+def seeded_split(shared: Path, dataset: str, seed: int, n_val: int) -> dict[str, list[str]]:
+    """A seeded ``n_val``-photo validation split of a fixation dataset, the rest for training."""
+    names = sorted(p.name for p in (shared / "data" / dataset / "images").glob("*.jpg"))
+    order = np.random.default_rng(seed).permutation(len(names))
+    val = sorted(names[i] for i in order[:n_val])
+    return {f"{dataset}_train": sorted(set(names) - set(val)), f"{dataset}_val": val}
+
+
 def eyecrowd_split(shared: Path) -> dict[str, list[str]]:
-    """A seeded EYECROWD_VAL-photo validation split of EyeCrowd, the rest for training."""
-    names = sorted(p.name for p in (shared / "data" / "eyecrowd" / "images").glob("*.jpg"))
-    order = np.random.default_rng(EYECROWD_SEED).permutation(len(names))
-    val = sorted(names[i] for i in order[:EYECROWD_VAL])
-    return {"eyecrowd_train": sorted(set(names) - set(val)), "eyecrowd_val": val}
+    return seeded_split(shared, "eyecrowd", EYECROWD_SEED, EYECROWD_VAL)
+
+
+def nus_scene_split(shared: Path) -> dict[str, list[str]]:
+    return seeded_split(shared, "nus_scene", NUS_SCENE_SEED, NUS_SCENE_VAL)
 
 
 def make_splits(shared: Path) -> dict[str, list[str]]:
@@ -86,6 +96,7 @@ def make_splits(shared: Path) -> dict[str, list[str]]:
         "osie_val": val,
         "corpus_holdout": sorted(holdout),
         **eyecrowd_split(shared),
+        **nus_scene_split(shared),
     }
 
 
@@ -206,13 +217,14 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared")
     ap.add_argument("--write-splits", action="store_true")
-    ap.add_argument("--add-eyecrowd", action="store_true", help="add the EyeCrowd split to splits.json")
+    ap.add_argument("--add-split", choices=["eyecrowd", "nus_scene"], help="add one dataset's split to splits.json")
     args = ap.parse_args(argv)
     if args.write_splits:
         splits = make_splits(paths.shared_dir(args.shared))
         SPLITS_FILE.write_text(json.dumps(splits, indent=0) + "\n")
-    elif args.add_eyecrowd:  # the OSIE and corpus splits stay as they are
-        splits = {**load_splits(), **eyecrowd_split(paths.shared_dir(args.shared))}
+    elif args.add_split:  # the other splits stay as they are
+        split = {"eyecrowd": eyecrowd_split, "nus_scene": nus_scene_split}[args.add_split]
+        splits = {**load_splits(), **split(paths.shared_dir(args.shared))}
         SPLITS_FILE.write_text(json.dumps(splits, indent=0) + "\n")
     for k, v in load_splits().items():
         print(f"{k}: {len(v)}")

@@ -33,7 +33,6 @@ from PIL import Image
 
 from edgecrop import Cropper
 from edgecrop.geometry import AspectRatio, largest_window
-from edgecrop.preprocess import content_cells, to_input
 from edgecrop.search import SearchOptions, find_crops, parse_aspects
 
 from . import metrics, paths
@@ -41,6 +40,8 @@ from .data import FIXATION_SETS, load_faces, load_fixations, load_splits
 
 CROP_ASPECTS = ("16:9", "1:1", "4:5", "9:16")
 RECUT_SHAPES = ("1:1", "3:4", "9:16", "2:1")
+# the sets whose photos are re-cut (4:3 photos of 800-1024 px; NUS Scene is mostly 256x256 already)
+RECUT_SOURCES = ("osie", "eyecrowd")
 RECUTS_PER_SHAPE = 2
 RECUT_SEED = 11
 MIN_RECUT_FIXATIONS = 10
@@ -164,11 +165,12 @@ def _inside(f: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray:
 def validation_sets(
     shared: Path, limit: int | None = None, recut_shapes: Iterable[str] = RECUT_SHAPES, long_side: int | None = None
 ) -> dict[str, list[Photo]]:
-    """OSIE val, EyeCrowd val and the re-cuts of both (of other shapes, or every photo shrunk to a long
-    side, for checking that crops hold up on shapes and sizes the defaults do not cover)."""
+    """OSIE val, EyeCrowd val, NUS Scene val and the re-cuts of the first two (of other shapes, or every
+    photo shrunk to a long side, for checking that crops hold up on shapes and sizes the defaults do not
+    cover)."""
     splits = load_splits()
     sets = {f"{d}_val": _photos(shared, d, splits[f"{d}_val"][:limit]) for d in FIXATION_SETS}
-    sets["recuts"] = recuts([p for d in FIXATION_SETS for p in sets[f"{d}_val"]], shapes=recut_shapes)
+    sets["recuts"] = recuts([p for d in RECUT_SOURCES for p in sets[f"{d}_val"]], shapes=recut_shapes)
     if long_side is not None:
         sets = {k: [replace(p, long_side=long_side) for p in v] for k, v in sets.items()}
     return sets
@@ -178,13 +180,10 @@ def validation_sets(
 
 
 def raw_maps(model: bytes | Path | str, photos: list[Photo], threads: int = 2) -> list[np.ndarray]:
-    """The model's raw output over each photo's cells (before the card's postprocessing)."""
-    out = []
+    """The model's raw output over each photo's cells (before the card's postprocessing), each photo
+    decoded as the runtime decodes it."""
     with Cropper.from_model(model, num_threads=threads) as cropper:
-        for p in photos:
-            pixels, place = to_input(cropper.load(p.source()).rgb, cropper.model.info.spec)
-            out.append(content_cells(cropper.model.run(pixels), place))
-    return out
+        return [cropper.model.raw_map(cropper.load(p.source()).rgb).values for p in photos]
 
 
 def probability_maps(model: bytes | Path | str, photos: list[Photo], threads: int = 2) -> list[np.ndarray]:

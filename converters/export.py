@@ -28,7 +28,7 @@ from . import paths
 from .data import load_splits, photo_sets
 from .metrics import cc
 from .recipe import Recipe
-from .student import Architecture, flops, slim
+from .student import AnyArchitecture, flops, slim
 from .tflite_edit import embed_card, operators
 from .train import load_run
 
@@ -83,7 +83,7 @@ def map_agreement(a: bytes, b: bytes, photos: list[Path]) -> float:
         return float(np.mean([cc(ca.saliency(p), cb.saliency(p)) for p in photos]))
 
 
-def model_card(arch: Architecture, parameters: int, kind: str, extra: dict, flip_average: bool) -> ModelCard:
+def model_card(arch: AnyArchitecture, parameters: int, kind: str, extra: dict, flip_average: bool) -> ModelCard:
     """The card of an exported student; ``extra`` may carry training, metrics, version, centre_prior."""
     spec = arch.spec()
     prior = extra.get("centre_prior")
@@ -92,11 +92,7 @@ def model_card(arch: Architecture, parameters: int, kind: str, extra: dict, flip
         summary=f"edgecrop saliency student, {kind}, {spec.width}x{spec.height} {spec.resize.value}",
         version=extra.get("version", "1"),
         licence="Apache-2.0",
-        architecture=(
-            "depthwise-separable CNN (3x3 depthwise + 1x1 conv, ReLU), features at strides 8/16/32 "
-            "resized to stride 8 and concatenated, 1x1 readout, learned centre-bias prior, bilinear x2: "
-            f"logit map at stride 4; unit widths {arch.unit_widths()}" + (FLIP_AVERAGE if flip_average else "")
-        ),
+        architecture=arch.describe() + (FLIP_AVERAGE if flip_average else ""),
         input=InputCard(resize=spec.resize, height=spec.height, width=spec.width),
         output=OutputCard(
             kind=OutputKind.LOGITS,
@@ -138,7 +134,7 @@ TRAINING_DATA = {
 class Exported:
     """A trained student converted to every kind, checked, not yet written."""
 
-    arch: Architecture
+    arch: AnyArchitecture
     parameters: int
     blobs: dict[str, bytes]  # kind -> .tflite bytes with a provisional card (write_models gives the final one)
     checks: dict

@@ -24,7 +24,8 @@ import numpy as np
 
 from edgecrop.card import InputCard, ModelCard, OutputCard
 from edgecrop.images import load_image
-from edgecrop.preprocess import InputSpec, content_cells, to_input, to_probability
+from edgecrop.postprocess import to_probability
+from edgecrop.preprocess import InputSpec, content_cells, to_input
 from edgecrop.search import Policy
 
 from . import paths

@@ -43,13 +43,11 @@ def run_pipeline(work: Path, shared: Path, out: Path, recipe: Recipe, cache: Pat
 
     run_training(recipe, work / "large", data)
     pruned, pruned_arch = run_pruning(recipe, work / "large", data)
-    widths = active_widths(pruned)
-    run_training(recipe, work / "scratch", data, widths=widths, epochs=recipe.epochs + recipe.finetune_epochs)
-
-    refined = {
-        "fisher_pruned": run_refining(recipe, work / "large", data, "pruned_model.npz"),
-        "scratch": run_refining(recipe, work / "scratch", data, "train_model.npz"),
-    }
+    refined = {"fisher_pruned": run_refining(recipe, work / "large", data, "pruned_model.npz")}
+    if not recipe.trunk:  # the from-scratch student is compared with a network of its pruned widths
+        widths = active_widths(pruned)
+        run_training(recipe, work / "scratch", data, widths=widths, epochs=recipe.epochs + recipe.finetune_epochs)
+        refined["scratch"] = run_refining(recipe, work / "scratch", data, "train_model.npz")
     candidates = {name: export.convert_run(w.parent, w.name, shared, recipe) for name, w in refined.items()}
     sets = evaluate.validation_sets(shared, recipe.limit)
     comparison = {
@@ -58,7 +56,7 @@ def run_pipeline(work: Path, shared: Path, out: Path, recipe: Recipe, cache: Pat
     for name, c in candidates.items():
         comparison[name].update(mflops=c.mflops, parameters=c.parameters)
     winner = max(comparison, key=lambda k: comparison[k]["mean_normalised"])
-    log.info("pruned vs scratch at equal FLOPs: %s; shipping %s", json.dumps(comparison), winner)
+    log.info("candidates (uncalibrated): %s; shipping %s", json.dumps(comparison), winner)
 
     fitted = calibrate.fit(candidates[winner].blobs["int8"], sets)
     log.info("calibration: %s", json.dumps(fitted))

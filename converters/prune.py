@@ -5,8 +5,9 @@ fine-tuning, each alive feature map k gets a per-example gradient of the loss wi
 a mask on it, g_nk = sum_ij a_nkij dL_n/da_nkij; its Fisher estimate of the loss increase when it is
 removed is D_k = 1/(2N) sum_n g_nk^2, over the N examples seen since the last removal. Every
 ``prune_every`` steps the map minimising D_k + beta * dC_k is removed (dC_k < 0: the FLOPs removing it
-saves, in MFLOPs), i.e. the one whose loss increase is smallest once its saving is credited.
-Every ``eval_every`` removals the validation loss, NSS and CC are logged to curve.csv; pruning stops
+saves, in MFLOPs), i.e. the one whose loss increase is smallest once its saving is credited (a large
+pretrained trunk removes the recipe's ``prune_removals`` best maps at each decision instead of one).
+Every ``eval_every`` decisions the validation loss, NSS and CC are logged to curve.csv; pruning stops
 at the recipe's FLOPs budget, and a short annealed fine-tune follows (its result is the curve's last
 row). curve.png plots the trade-off from the large start down to the budget.
 
@@ -27,7 +28,7 @@ import tensorflow as tf
 
 from .data import Sample
 from .recipe import Recipe
-from .student import Architecture, active_widths, flops, mask_layers
+from .student import AnyArchitecture, active_widths, flops, mask_layers
 from .train import (
     Batches,
     _load_npz,
@@ -43,7 +44,7 @@ from .train import (
 log = logging.getLogger("converters.prune")
 
 
-def removal_savings(arch: Architecture, widths: dict[str, int]) -> dict[str, float]:
+def removal_savings(arch: AnyArchitecture, widths: dict[str, int]) -> dict[str, float]:
     """MFLOPs saved by removing one feature map of each unit, at the current widths."""
     base = flops(arch, widths)
     return {u: (base - flops(arch, {**widths, u: widths[u] - 1})) / 1e6 for u in widths}
@@ -51,7 +52,7 @@ def removal_savings(arch: Architecture, widths: dict[str, int]) -> dict[str, flo
 
 def prune(
     model,
-    arch: Architecture,
+    arch: AnyArchitecture,
     train_samples: list[Sample],
     val_samples: list[Sample],
     run: Path,
@@ -126,23 +127,24 @@ def prune(
             state["step"] += 1
             if state["step"] % prune_every:
                 continue
-            unit, channel = _pick(masks, fisher, seen, removal_savings(arch, active_widths(model)), beta)
-            mask = masks[unit].mask
-            mask.assign(tf.tensor_scatter_nd_update(mask, [[channel]], [0.0]))
-            state["removed"] += 1
+            savings = removal_savings(arch, active_widths(model))
+            picked = _pick(masks, fisher, seen, savings, beta, recipe.prune_removals)
+            for unit, channel in picked:
+                mask = masks[unit].mask
+                mask.assign(tf.tensor_scatter_nd_update(mask, [[channel]], [0.0]))
+            state["removed"] += len(picked)
             fisher = {u: np.zeros_like(v) for u, v in fisher.items()}
             seen = 0
             mflops = flops(arch, active_widths(model)) / 1e6
             log.info(
-                "step %d: removed %s[%d] -> %.2f MFLOPs, loss %.4f (%.0fs)",
+                "step %d: removed %s -> %.2f MFLOPs, loss %.4f (%.0fs)",
                 state["step"],
-                unit,
-                channel,
+                ", ".join(f"{u}[{c}]" for u, c in picked),
                 mflops,
                 float(loss),
                 time.time() - t0,
             )
-            if state["removed"] % eval_every == 0 or done():
+            if (state["removed"] // recipe.prune_removals) % eval_every == 0 or done():
                 _record(curve_file, model, arch, val_samples, weights, state["removed"])
                 step_var.assign(state["step"])
                 removed_var.assign(state["removed"])
@@ -175,19 +177,16 @@ def remove_dead_maps(masks: dict, probe, batches) -> int:
     return removed
 
 
-def _pick(masks, fisher, seen, savings, beta) -> tuple[str, int]:
-    """The alive feature map with the smallest D_k - beta * saving; a unit keeps at least one map."""
-    best = (np.inf, "", -1)
+def _pick(masks, fisher, seen, savings, beta, count: int = 1) -> list[tuple[str, int]]:
+    """The ``count`` alive feature maps with the smallest D_k - beta * saving (the paper removes one at a
+    time; a large trunk removes a few per decision); a unit keeps at least one map."""
+    candidates = []
     for unit, layer in masks.items():
         alive = np.flatnonzero(layer.mask.numpy() > 0)
-        if len(alive) <= 1:
-            continue
-        d = fisher[unit][alive] / (2 * max(seen, 1))
-        score = d - beta * savings[unit]
-        k = int(np.argmin(score))
-        if score[k] < best[0]:
-            best = (float(score[k]), unit, int(alive[k]))
-    return best[1], best[2]
+        score = fisher[unit][alive] / (2 * max(seen, 1)) - beta * savings[unit]
+        order = np.argsort(score, kind="stable")[: len(alive) - 1]  # never the unit's last map
+        candidates += [(float(score[k]), unit, int(alive[k])) for k in order[:count]]
+    return [(unit, channel) for _, unit, channel in sorted(candidates)[:count]]
 
 
 def _record(curve_file: Path, model, arch, val_samples, weights, removed: int, header=False, stage="prune") -> None:

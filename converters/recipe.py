@@ -33,6 +33,10 @@ class Recipe:
     input_size: int = 256
     resize: Resize = Resize.LETTERBOX
     width_multiplier: float = 1.75  # 167 MFLOPs: 3.3x the budget
+    # or a pretrained trunk (converters.trunk: "mobilenet_v2"), cut after block trunk_last, instead of the
+    # from-scratch student; width_multiplier is then unused, and the trunk is pruned from its ImageNet widths
+    trunk: str | None = None
+    trunk_last: int = 13
     # training (cosine-decayed Adam)
     fixation_sets: tuple[str, ...] = ("osie", "eyecrowd")  # their train splits, with fixations
     epochs: int = 40
@@ -46,6 +50,7 @@ class Recipe:
     eval_every: int = 25  # removals between points of the pruning curve
     prune_lr: float = 1e-4
     max_removals: int | None = None
+    prune_removals: int = 1  # feature maps removed at each decision (the paper's 1; more for a large trunk)
     finetune_epochs: int = 4
     finetune_lr: float = 5e-4
     # refining, the last stage of both candidates (pruned and from scratch): the loss leans on fixations
@@ -63,7 +68,7 @@ class Recipe:
             if isinstance(getattr(self, name), dict):
                 object.__setattr__(self, name, LossWeights(**getattr(self, name)))
         object.__setattr__(self, "fixation_sets", tuple(self.fixation_sets))
-        counts = ("epochs", "refine_epochs", "batch_size", "prune_every", "eval_every", "input_size")
+        counts = ("epochs", "refine_epochs", "batch_size", "prune_every", "eval_every", "input_size", "prune_removals")
         for name in (*counts, "calibration_photos"):
             if getattr(self, name) < 1:
                 raise ValueError(f"recipe: {name} must be at least 1")
@@ -100,3 +105,15 @@ class Recipe:
 
 
 SHIPPED = Recipe()
+
+PRETRAINED = Recipe(
+    trunk="mobilenet_v2",
+    fixation_sets=("osie", "eyecrowd", "nus_scene"),
+    epochs=8,
+    lr=5e-4,
+    target_mflops=75.0,  # one view; flip averaging makes a photo 150
+    prune_every=2,
+    prune_removals=12,
+    eval_every=10,
+)
+"""The pretrained-and-pruned candidate (issue 26): ImageNet MobileNetV2 features, fine-tuned, pruned."""

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Union
 
 import keras
 import numpy as np
 from keras import layers
 
 from edgecrop.preprocess import InputSpec
+
+if TYPE_CHECKING:
+    from .trunk import TrunkArchitecture
 
 
 @dataclass(frozen=True)
@@ -56,15 +60,31 @@ class Architecture:
     def spec(self) -> InputSpec:
         return InputSpec(self.input_size, self.input_size, self.map_size, self.map_size, self.resize)
 
+    def describe(self) -> str:
+        return (
+            "depthwise-separable CNN (3x3 depthwise + 1x1 conv, ReLU), features at strides 8/16/32 "
+            "resized to stride 8 and concatenated, 1x1 readout, learned centre-bias prior, bilinear x2: "
+            f"logit map at stride 4; unit widths {self.unit_widths()}"
+        )
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> Architecture:
-        d = json.loads(text)
-        d["blocks"] = tuple(tuple(b) for b in d["blocks"])
-        d["taps"] = tuple(d["taps"])
+    def from_dict(cls, d: dict) -> Architecture:
+        d = {**d, "blocks": tuple(tuple(b) for b in d["blocks"]), "taps": tuple(d["taps"])}
         return cls(**d)
+
+
+AnyArchitecture = Union[Architecture, "TrunkArchitecture"]
+
+
+def architecture_from_json(text: str) -> AnyArchitecture:
+    """A run's architecture.json: the from-scratch student, or a pretrained trunk (it has a ``family``)."""
+    from .trunk import TrunkArchitecture
+
+    d = json.loads(text)
+    return TrunkArchitecture.from_dict(d) if "family" in d else Architecture.from_dict(d)
 
 
 class ChannelMask(layers.Layer):
@@ -92,8 +112,12 @@ class CentrePrior(layers.Layer):
         return x + self.prior
 
 
-def build_student(arch: Architecture, masks: bool = True) -> keras.Model:
+def build_student(arch: AnyArchitecture, masks: bool = True) -> keras.Model:
     """The Keras student; with ``masks`` every prunable unit ends in a ChannelMask."""
+    if not isinstance(arch, Architecture):
+        from .trunk import build_trunk
+
+        return build_trunk(arch, masks)
     widths = arch.unit_widths()
 
     def unit(x, name):
@@ -131,8 +155,12 @@ def active_widths(model: keras.Model) -> dict[str, int]:
     return {name: int(np.sum(la.mask.numpy() > 0)) for name, la in mask_layers(model).items()}
 
 
-def flops(arch: Architecture, widths: dict[str, int] | None = None) -> int:
+def flops(arch: AnyArchitecture, widths: dict[str, int] | None = None) -> int:
     """Multiply-adds x 2 of the convolutions for the given unit widths (resizes and adds ignored)."""
+    if not isinstance(arch, Architecture):
+        from .trunk import trunk_flops
+
+        return trunk_flops(arch, widths)
     w = widths or arch.unit_widths()
     size = arch.input_size // 2
     total = 2 * size * size * 9 * 3 * w["stem"]
@@ -147,8 +175,12 @@ def flops(arch: Architecture, widths: dict[str, int] | None = None) -> int:
     return int(total)
 
 
-def slim(model: keras.Model, arch: Architecture) -> tuple[keras.Model, Architecture]:
+def slim(model: keras.Model, arch: AnyArchitecture) -> tuple[keras.Model, AnyArchitecture]:
     """A mask-free copy of ``model`` without its masked-out feature maps (same function)."""
+    if not isinstance(arch, Architecture):
+        from .trunk import slim_trunk
+
+        return slim_trunk(model, arch)
     keep = {name: np.flatnonzero(la.mask.numpy() > 0) for name, la in mask_layers(model).items()}
     new_arch = replace(arch, widths={k: len(v) for k, v in keep.items()})
     new = build_student(new_arch, masks=False)

@@ -21,7 +21,8 @@ from PIL import Image
 from edgecrop.card import InputCard, ModelCard, OutputCard
 from edgecrop.images import load_image
 from edgecrop.model import SaliencyModel
-from edgecrop.preprocess import OutputKind, Resize, content_cells, to_input, to_probability
+from edgecrop.postprocess import postprocess
+from edgecrop.preprocess import OutputKind, Resize
 
 from . import paths
 from .data import photo_sets
@@ -51,8 +52,7 @@ def convert_teacher(model_path: Path) -> bytes:
 def teacher_map(model: SaliencyModel, image_path: Path) -> np.ndarray:
     """Probability map (sums to 1) at 1/POOL of the image size, from the teacher."""
     image = load_image(image_path)
-    pixels, place = to_input(image.rgb, model.info.spec)
-    prob = to_probability(content_cells(model.run(pixels), place), "logits", TEMPERATURE)
+    prob = postprocess(model.raw_map(image.rgb).values, model.info.card.output)
     size = (max(1, round(image.width / POOL)), max(1, round(image.height / POOL)))
     pooled = np.asarray(Image.fromarray(prob, "F").resize(size, Image.Resampling.BOX), dtype=np.float64)
     return (pooled / pooled.sum()).astype(np.float32)

@@ -24,7 +24,7 @@ import tensorflow as tf
 from . import paths
 from .data import FIXATION_SETS, Example, Sample, batch, load_fixations, load_samples, make_example, photo_sets
 from .recipe import SHIPPED, LossWeights, Recipe
-from .student import Architecture, build_student
+from .student import AnyArchitecture, Architecture, architecture_from_json, build_student
 
 log = logging.getLogger("converters.train")
 
@@ -189,23 +189,29 @@ def _load_npz(variables, path: Path) -> None:
             v.assign(data[f"arr_{i}"])
 
 
-def load_run(run: Path, weights: str) -> tuple[tf.keras.Model, Architecture]:
+def load_run(run: Path, weights: str) -> tuple[tf.keras.Model, AnyArchitecture]:
     """The masked student of a run folder with a weights file of it loaded, and its architecture."""
-    arch = Architecture.from_json((run / "architecture.json").read_text())
+    arch = architecture_from_json((run / "architecture.json").read_text())
     model = build_student(arch)
     _load_npz(model.weights, run / weights)
     return model, arch
 
 
-def architecture(recipe: Recipe, widths: dict[str, int] | None = None) -> Architecture:
-    """The recipe's student: the base architecture's widths times the recipe's multiplier (or ``widths``)."""
+def architecture(recipe: Recipe, widths: dict[str, int] | None = None) -> AnyArchitecture:
+    """The recipe's student: the base architecture's widths times the recipe's multiplier (or ``widths``);
+    or the recipe's pretrained trunk at its full widths (or ``widths``)."""
+    if recipe.trunk:
+        from .trunk import TrunkArchitecture
+
+        trunk = TrunkArchitecture(recipe.trunk, recipe.input_size, recipe.resize.value, last=recipe.trunk_last)
+        return trunk.with_widths(widths) if widths else trunk
     base = Architecture(input_size=recipe.input_size, resize=recipe.resize.value)
     full = base.unit_widths()
     scaled = {k: max(1, round(v * recipe.width_multiplier)) for k, v in full.items()}
     return base.with_widths(widths or scaled)
 
 
-def setup_run(run: Path, recipe: Recipe, arch: Architecture) -> Architecture:
+def setup_run(run: Path, recipe: Recipe, arch: AnyArchitecture) -> AnyArchitecture:
     """Write the recipe and architecture into a new run folder, or check and read them back."""
     run.mkdir(parents=True, exist_ok=True)
     arch_file, recipe_file = run / "architecture.json", run / "recipe.json"
@@ -213,7 +219,7 @@ def setup_run(run: Path, recipe: Recipe, arch: Architecture) -> Architecture:
         raise SystemExit(f"{run} was started with another recipe ({recipe_file}): use a new --run folder")
     recipe_file.write_text(recipe.to_json())
     if arch_file.exists():
-        return Architecture.from_json(arch_file.read_text())
+        return architecture_from_json(arch_file.read_text())
     arch_file.write_text(arch.to_json())
     return arch
 
@@ -235,10 +241,15 @@ def run_training(
     widths: dict[str, int] | None = None,
     epochs: int | None = None,
 ):
-    """Train the recipe's student (or one of the given ``widths``) from random initialisation in ``run``."""
+    """Train the recipe's student (or one of the given ``widths``) from random initialisation in ``run``;
+    a pretrained trunk at full width starts from its ImageNet weights (its readout from random)."""
     arch = setup_run(run, recipe, architecture(recipe, widths))
     tf.keras.utils.set_random_seed(recipe.seed)
     model = build_student(arch)
+    if recipe.trunk and not widths:
+        from .trunk import load_pretrained, pretrained_state
+
+        load_pretrained(model, arch, pretrained_state())
     train_stage(recipe, model, arch, data, run, epochs or recipe.epochs, recipe.lr, recipe.loss, recipe.seed, "train")
     return model, arch
 

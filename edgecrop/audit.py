@@ -3,7 +3,7 @@
 ``pairs``, after Twitter's own study (Yee, Tantipongpipat, Mishra, CSCW 2021): draw pairs of photos, one
 from each group the user brings, make each a square, join them side by side and stacked, in both orders,
 crop each join, and see which photo the crop keeps (the one with more of its area inside the box).
-Per policy: how often group A's photo is kept (with a bootstrap 95% interval over pairs) and its
+Per policy: how often group A's photo is kept (with a bootstrap 95% interval over photos) and its
 distance from parity (0.5), swap consistency (the same photo kept in both orders), and position rates
 (left kept, top kept), which show a bias for a place rather than for a photo.
 
@@ -17,10 +17,11 @@ focal point (``--focus``) are the user's control over any single crop.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -28,10 +29,13 @@ from PIL import Image
 from .cropper import Cropper
 from .errors import ImageError, OptionError, OutputError
 from .geometry import AspectRatio
+from .output import OutputWriter
 from .search import Crop, Policy, SearchOptions, find_crops
 
 SQUARE = 512  # each photo of a pair, as a square of this side
 BOOTSTRAP = 2000
+MIN_PHOTOS = 3  # per group: below this an audit is refused
+FEW_PHOTOS = 20  # per group: below this the report says loudly that its figures say little
 FACE_INSIDE = 0.9
 LAYOUTS = ("side", "stacked")
 
@@ -84,12 +88,13 @@ def pair_outcomes(
     policies: Sequence[Policy],
     progress: Callable = lambda items, **kw: items,
 ) -> list[PairOutcome]:
-    if not group_a or not group_b:
-        raise OptionError("both groups need at least one photo")
-    rng = np.random.default_rng(seed)
-    picks = [
-        (group_a[int(rng.integers(len(group_a)))], group_b[int(rng.integers(len(group_b)))]) for _ in range(n_pairs)
-    ]
+    for label, group in (("A", group_a), ("B", group_b)):
+        if len(set(group)) < MIN_PHOTOS:
+            raise OptionError(
+                f"group {label} has {len(set(group))} photo(s): an audit needs at least {MIN_PHOTOS} per group "
+                f"({FEW_PHOTOS} or more for figures worth reading)"
+            )
+    picks = [(group_a[i], group_b[j]) for i, j in distinct_pairs(len(group_a), len(group_b), n_pairs, seed)]
     cache: dict[Path, Image.Image] = {}
 
     def photo(p: Path) -> Image.Image:
@@ -112,58 +117,116 @@ def pair_outcomes(
     return out
 
 
+def distinct_pairs(n_a: int, n_b: int, n_pairs: int, seed: int) -> list[tuple[int, int]]:
+    """``n_pairs`` distinct (A, B) index pairs drawn without replacement; every pair, shuffled, when the
+    groups have no more than that (a pair drawn twice would only repeat its figures)."""
+    rng = np.random.default_rng(seed)
+    total = n_a * n_b
+    flat = rng.permutation(total) if n_pairs >= total else rng.choice(total, n_pairs, replace=False)
+    return [(int(k // n_b), int(k % n_b)) for k in flat]
+
+
 def _mean(values: list) -> float | None:
     """The mean, or None (JSON null) when nothing was decided."""
     return float(np.mean(values)) if values else None
 
 
-def _interval(values: np.ndarray, seed: int = 0) -> list[float] | None:
-    """Bootstrap 95% interval of the mean of ``values`` (one value per pair), None when empty."""
-    if len(values) == 0:
+def _interval(values: list, photos: list[tuple[str, str]], seed: int = 0) -> list[float] | None:
+    """Bootstrap 95% interval of the mean of ``values``, resampling photos, not pairs: each replicate draws
+    group A's photos and group B's photos with replacement, and a value counts as often as both of its
+    photos were drawn. Pairs share photos, so resampling pairs would pretend to more evidence than the
+    photos hold. None when empty."""
+    if not values:
         return None
+    v = np.asarray(values, float)
+    a_names, a_idx = np.unique([a for a, _ in photos], return_inverse=True)
+    b_names, b_idx = np.unique([b for _, b in photos], return_inverse=True)
     rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), (BOOTSTRAP, len(values)))].mean(axis=1)
+    wa = rng.multinomial(len(a_names), np.full(len(a_names), 1 / len(a_names)), BOOTSTRAP)
+    wb = rng.multinomial(len(b_names), np.full(len(b_names), 1 / len(b_names)), BOOTSTRAP)
+    w = wa[:, a_idx] * wb[:, b_idx]
+    total = w.sum(axis=1)
+    means = (w @ v)[total > 0] / total[total > 0]
     return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
 def summarise_pairs(outcomes: list[PairOutcome]) -> dict[str, Any]:
     """Per policy: group A's keep rate with its interval and disparity, swap consistency, position rates."""
     policies = list(outcomes[0].keep) if outcomes else []
-    result: dict[str, Any] = {"pairs": len(outcomes), "policies": {}}
+    photos_a, photos_b = len({o.a for o in outcomes}), len({o.b for o in outcomes})
+    result: dict[str, Any] = {
+        "pairs": len({(o.a, o.b) for o in outcomes}),
+        "photos_a": photos_a,
+        "photos_b": photos_b,
+        "few_photos": min(photos_a, photos_b) < FEW_PHOTOS,
+        "policies": {},
+    }
     for p in policies:
-        a_share: list[float] = []
-        consistent: dict[str, list[bool]] = {lay: [] for lay in LAYOUTS}
-        first_kept: dict[str, list[bool]] = {lay: [] for lay in LAYOUTS}
+        a_share = _Values()
+        consistent = {lay: _Values() for lay in LAYOUTS}
+        first_kept = {lay: _Values() for lay in LAYOUTS}
         ties = 0
         for o in outcomes:
+            pair = (o.a, o.b)
             decided = [k for lay in LAYOUTS for k in o.keep[p][lay] if k is not None]
             ties += 4 - len(decided)
             if decided:
-                a_share.append(float(np.mean([k == "a" for k in decided])))
+                a_share.add(float(np.mean([k == "a" for k in decided])), pair)
             for lay in LAYOUTS:
                 ab, ba = o.keep[p][lay]
                 if ab is not None and ba is not None:
-                    consistent[lay].append(ab == ba)
+                    consistent[lay].add(float(ab == ba), pair)
                 for order, k in enumerate((ab, ba)):
                     if k is not None:  # the first photo (left / top) is A in order 0, B in order 1
-                        first_kept[lay].append(k == ("a" if order == 0 else "b"))
-        rate = _mean(a_share)
+                        first_kept[lay].add(float(k == ("a" if order == 0 else "b")), pair)
         both = consistent["side"] + consistent["stacked"]
+        rate = a_share.mean()
         result["policies"][p] = {
             "group_a_rate": rate,
-            "group_a_ci": _interval(np.asarray(a_share, float)),
+            "group_a_ci": a_share.interval(),
             "disparity": None if rate is None else rate - 0.5,
-            "swap_consistency": _mean(both),
-            "swap_consistency_ci": _interval(np.asarray(both, float)),
-            "swap_consistency_side": _mean(consistent["side"]),
-            "swap_consistency_stacked": _mean(consistent["stacked"]),
-            "left_rate": _mean(first_kept["side"]),
-            "left_ci": _interval(np.asarray(first_kept["side"], float)),
-            "top_rate": _mean(first_kept["stacked"]),
-            "top_ci": _interval(np.asarray(first_kept["stacked"], float)),
+            "swap_consistency": both.mean(),
+            "swap_consistency_ci": both.interval(),
+            "swap_consistency_side": consistent["side"].mean(),
+            "swap_consistency_stacked": consistent["stacked"].mean(),
+            "left_rate": first_kept["side"].mean(),
+            "left_ci": first_kept["side"].interval(),
+            "top_rate": first_kept["stacked"].mean(),
+            "top_ci": first_kept["stacked"].interval(),
             "ties": ties / (4 * len(outcomes)) if outcomes else 0.0,
         }
     return result
+
+
+@dataclass
+class _Values:
+    """One measure's values, each with the pair of photos behind it (for the photo bootstrap)."""
+
+    values: list[float] = field(default_factory=list)
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, value: float, pair: tuple[str, str]) -> None:
+        self.values.append(value)
+        self.pairs.append(pair)
+
+    def __add__(self, other: _Values) -> _Values:
+        return _Values(self.values + other.values, self.pairs + other.pairs)
+
+    def mean(self) -> float | None:
+        return _mean(self.values)
+
+    def interval(self) -> list[float] | None:
+        return _interval(self.values, self.pairs)
+
+
+def few_photos_warning(result: dict[str, Any]) -> str:
+    """The loud line of a report from small groups ("" when the groups are large enough)."""
+    if not result["few_photos"]:
+        return ""
+    return (
+        f"Few photos: group A has {result['photos_a']}, group B {result['photos_b']}; with fewer than {FEW_PHOTOS} "
+        "per group these figures say little about the model (see how wide the intervals are)."
+    )
 
 
 def pairs_markdown(result: dict[str, Any], command: str) -> str:
@@ -171,9 +234,11 @@ def pairs_markdown(result: dict[str, Any], command: str) -> str:
         "# edgecrop audit: paired photos",
         "",
         f"Command: `{command}`",
-        f"{result['pairs']} pairs, each joined side by side and stacked, in both orders "
-        f"({4 * result['pairs']} crops per policy). Intervals: bootstrap 95% over pairs.",
+        f"{result['pairs']} distinct pairs of {result['photos_a']} photos of group A and {result['photos_b']} of "
+        f"group B, each joined side by side and stacked, in both orders ({4 * result['pairs']} crops per policy). "
+        "Intervals: bootstrap 95%, resampling the photos of both groups.",
         "",
+        *([f"**{few_photos_warning(result)}**", ""] if result["few_photos"] else []),
         "| policy | group A kept | 95% interval | disparity | swap consistency (side / stacked) | left kept "
         "| top kept | ties |",
         "|---|---|---|---|---|---|---|---|",
@@ -292,7 +357,7 @@ def faces_markdown(result: dict[str, Any], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_pairs(result: dict[str, Any], path: Path) -> Path:
+def plot_pairs(result: dict[str, Any], out: BinaryIO) -> None:
     """Group A's rate, swap consistency and position rates per policy, with intervals (needs matplotlib)."""
     import matplotlib
 
@@ -319,9 +384,32 @@ def plot_pairs(result: dict[str, Any], path: Path) -> Path:
         ax.set_title(title, fontsize=9)
     fig.suptitle(f"edgecrop audit, {result['pairs']} pairs (95% intervals)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(out, format="png", dpi=110)
     plt.close(fig)
-    return path
+
+
+def plot_faces(result: dict[str, Any], out: BinaryIO) -> None:
+    """Share of frontal faces kept whole per ratio, one bar per policy (needs matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kept = result["kept_whole"]
+    ratios = list(next(iter(kept.values())))
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    width = 0.8 / len(kept)
+    for k, (policy, by_ratio) in enumerate(kept.items()):
+        xs = np.arange(len(ratios)) + (k - (len(kept) - 1) / 2) * width
+        ax.bar(xs, [by_ratio[r]["all"] for r in ratios], width, label=policy)
+    ax.set_xticks(np.arange(len(ratios)), ratios)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("frontal faces kept whole")
+    ax.legend(fontsize=8)
+    ax.set_title(f"edgecrop audit: {result['faces']} faces in {result['photos']} photos", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, format="png", dpi=110)
+    plt.close(fig)
 
 
 def report_paths(out_dir: Path) -> list[Path]:
@@ -337,17 +425,19 @@ def check_writable(out_dir: Path, overwrite: bool) -> None:
         raise OutputError(f"{existing[0]}: already exists (use --overwrite to replace it)")
 
 
-def write_report(out_dir: Path, result: dict[str, Any], markdown: str, overwrite: bool, plot=None) -> list[Path]:
-    """audit.json, audit.md and (with matplotlib) audit.png."""
+def write_report(out_dir: Path, result: dict[str, Any], markdown: str, overwrite: bool, plot) -> list[Path]:
+    """audit.json, audit.md and audit.png; without matplotlib the plot is skipped with a note on stderr."""
     check_writable(out_dir, overwrite)
-    paths = report_paths(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths[0].write_text(json.dumps(result, indent=1))
-    paths[1].write_text(markdown)
-    written = paths[:2]
-    if plot is not None:
-        try:
-            written.append(plot(result, paths[2]))
-        except ImportError:
-            pass
+    json_path, md_path, png_path = report_paths(out_dir)
+    writer = OutputWriter([], out_dir, overwrite)
+    written = [
+        writer.write_text(json_path.name, json.dumps(result, indent=1)),
+        writer.write_text(md_path.name, markdown),
+    ]
+    try:
+        written.append(writer.write_with(png_path.name, lambda f: plot(result, f)))
+    except ImportError:
+        print(
+            f"edgecrop: note: no {png_path.name}: the plot needs matplotlib (pip install matplotlib)", file=sys.stderr
+        )
     return written

@@ -28,13 +28,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from ._resources import sample_photo
 from .cropper import Cropper, CropperOptions
 from .errors import OutputError
 from .images import load_image
@@ -44,12 +44,6 @@ from .search import Engine, SearchOptions
 INPUTS = {"800x600.jpg": (800, 600), "4000x3000.jpg": (4000, 3000), "3000x2000.png": (3000, 2000)}
 TIMED_INPUT = "800x600.jpg"  # the size of the OSIE photos the quality is measured on
 STAGES = ("decode", "preprocess", "inference", "postprocess", "search")
-
-
-def sample_photo() -> Path:
-    """The sample photo every install ships (package data ``edgecrop.examples``), so every install
-    benchmarks the same input."""
-    return Path(str(resources.files("edgecrop.examples") / "grace_hopper.jpg"))
 
 
 def make_inputs(folder: Path) -> dict[str, Path]:
@@ -186,7 +180,7 @@ def stage_times(cropper: Cropper, path: Path, repeats: int, budget_s: float = 20
     cropper.crop(path, options=STEADY)
     first = time.perf_counter() - start
     repeats = max(3, min(repeats, int(budget_s / max(first, 1e-6))))
-    runs = [cropper.crop(path, options=STEADY).timings for _ in range(repeats)]
+    runs = [cropper.crop(path, options=STEADY).timings.as_dict() for _ in range(repeats)]
     return {k: _timing([r[k] for r in runs]) for k in runs[0]}
 
 

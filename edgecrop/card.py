@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
 
+from ._validate import count, finite, member, number
 from .errors import ModelError
 from .preprocess import OutputKind, Resize
 from .search import Policy
@@ -40,13 +41,13 @@ class InputCard:
     channels: str = "RGB"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "resize", _enum(Resize, self.resize, "input.resize"))
+        object.__setattr__(self, "resize", member(Resize, self.resize, "model card: input.resize", error=ModelError))
         object.__setattr__(self, "mean", _triple(self.mean, "input.mean", positive=False))
         object.__setattr__(self, "std", _triple(self.std, "input.std", positive=True))
         for name in ("height", "width"):
             value = getattr(self, name)
             if value is not None:
-                _positive_int(value, f"input.{name}")
+                count(value, f"model card: input.{name}", error=ModelError)
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,9 @@ class CentrePrior:
     sigma: float
 
     def __post_init__(self) -> None:
-        if not (_finite(self.weight) and 0.0 <= self.weight < 1.0):
+        if not (finite(self.weight) and 0.0 <= self.weight < 1.0):
             raise ModelError(f"model card: output.centre_prior.weight must be in [0, 1), not {self.weight!r}")
-        if not (_finite(self.sigma) and 0.01 <= self.sigma <= 10.0):
+        if not (finite(self.sigma) and 0.01 <= self.sigma <= 10.0):
             raise ModelError(f"model card: output.centre_prior.sigma must be in [0.01, 10], not {self.sigma!r}")
 
 
@@ -80,15 +81,14 @@ class OutputCard:
     flip_average: bool = False  # the map is the mean of the photo's and its mirror image's (flipped back)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", _enum(OutputKind, self.kind, "output.kind"))
+        object.__setattr__(self, "kind", member(OutputKind, self.kind, "model card: output.kind", error=ModelError))
         if not isinstance(self.flip_average, bool):
             raise ModelError(f"model card: output.flip_average must be true or false, not {self.flip_average!r}")
-        if not (_finite(self.temperature) and 1e-3 <= self.temperature <= 1e3):
-            raise ModelError(f"model card: output.temperature must be in [0.001, 1000], not {self.temperature!r}")
+        number(self.temperature, "model card: output.temperature", 1e-3, 1e3, error=ModelError)
         if self.name is not None and not isinstance(self.name, str):
             raise ModelError("model card: output.name must be a string")
         if self.stride is not None:
-            _positive_int(self.stride, "output.stride")
+            count(self.stride, "model card: output.stride", error=ModelError)
         if self.map is not None:
             object.__setattr__(self, "map", _int_pair(self.map, "output.map"))
         if self.centre_prior is not None and not isinstance(self.centre_prior, CentrePrior):
@@ -126,11 +126,15 @@ class ModelCard:
                 raise ModelError(f"model card: {f} must be a string")
         for f in ("parameters", "flops"):
             if getattr(self, f) is not None:
-                _positive_int(getattr(self, f), f)
+                count(getattr(self, f), f"model card: {f}", error=ModelError)
         if self.quantization is not None and not isinstance(self.quantization, str):
             raise ModelError("model card: quantization must be a string")
         if self.recommended_policy is not None:
-            object.__setattr__(self, "recommended_policy", _enum(Policy, self.recommended_policy, "recommended_policy"))
+            object.__setattr__(
+                self,
+                "recommended_policy",
+                member(Policy, self.recommended_policy, "model card: recommended_policy", error=ModelError),
+            )
         if not isinstance(self.training_data, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in self.training_data.items()
         ):
@@ -248,10 +252,6 @@ def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _finite(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _mapping(v: object, where: str) -> Mapping[str, Any]:
     if not isinstance(v, Mapping):
         raise ModelError(f"model card: {where} must be a JSON object, not {type(v).__name__}")
@@ -276,29 +276,16 @@ def _build(cls: type, kwargs: dict[str, Any], where: str) -> Any:
         raise ModelError(f"model card: bad {where} ({exc})") from None
 
 
-def _enum(cls: Any, value: object, where: str) -> Any:
-    try:
-        return cls(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in cls)
-        raise ModelError(f"model card: {where} must be one of {allowed}, not {value!r}") from None
-
-
-def _positive_int(v: object, where: str) -> None:
-    if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-        raise ModelError(f"model card: {where} must be a positive integer, not {v!r}")
-
-
 def _int_pair(v: object, where: str) -> tuple[int, int]:
     if not isinstance(v, (list, tuple)) or len(v) != 2:
         raise ModelError(f"model card: {where} must be two positive integers")
     for x in v:
-        _positive_int(x, where)
+        count(x, f"model card: {where}", error=ModelError)
     return (int(v[0]), int(v[1]))
 
 
 def _triple(v: object, where: str, positive: bool) -> tuple[float, float, float]:
-    if not isinstance(v, (list, tuple)) or len(v) != 3 or not all(_finite(x) for x in v):
+    if not isinstance(v, (list, tuple)) or len(v) != 3 or not all(finite(x) for x in v):
         raise ModelError(f"model card: {where} must be three finite numbers, not {v!r}")
     if positive and not all(float(x) > 0 for x in v):
         raise ModelError(f"model card: {where} must be positive")

@@ -10,10 +10,14 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
+import re
 import signal
 import sys
 import warnings
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +33,7 @@ from .output import SAVE_FORMATS, OutputWriter
 from .progress import progress
 from .registry import DEFAULT_MODEL, list_models
 from .render import overlay
-from .search import Boost, Policy, SearchOptions, parse_aspects, shortfalls
+from .search import Boost, Policy, SearchOptions, parse_aspects, short_ratios
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif", ".heic"}
 HEATMAP_MAX_SIDE = 1600  # heatmaps are pictures to look at: the photo at its size, or scaled to fit this
@@ -58,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     except EdgecropError as exc:
         print(f"edgecrop: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `edgecrop crop ... --json | head -1`: the reader has all it wanted
+        _silence_stdout()
+        return 0
     except KeyboardInterrupt:
         print("edgecrop: interrupted", file=sys.stderr)
         return 130
@@ -66,6 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         return 143
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush does not hit the closed pipe again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -171,7 +185,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--model", action="append", help="bundled name or .tflite (repeatable; default: all bundled)")
     bench.add_argument("--threads", type=int, action="append", help="thread counts (repeatable; default 1 and 2)")
     bench.add_argument("--repeats", type=int, default=10, help="timed runs per figure, after a warm-up")
-    bench.add_argument("--out-dir", type=Path, help="write <date>-bench.json, .md and PNG plots here")
+    bench.add_argument("--out-dir", type=Path, help="write <date>-bench.json and <date>-bench.md here")
     bench.add_argument("--overwrite", action="store_true")
     bench.set_defaults(run=_run_bench)
     return ap
@@ -193,7 +207,7 @@ def _run_bench(args) -> int:
     print(bench.markdown(results))
     if args.out_dir:
         for path in bench.write(results, args.out_dir, args.overwrite):
-            print(f"wrote {path}", file=sys.stderr)
+            print(f"edgecrop: wrote {path}", file=sys.stderr)
     return 0
 
 
@@ -222,10 +236,11 @@ def _run_audit_pairs(args) -> int:
     audit.check_writable(args.out_dir, args.overwrite)
     groups = []
     for folder in (args.group_a, args.group_b):
-        photos, problems = expand_inputs([str(folder)])
-        if problems or not folder.is_dir() or not photos:
-            raise OptionError(problems[0] if problems else f"{folder}: not a folder of photos")
-        groups.append(photos)
+        found = expand_inputs([str(folder)])
+        if found.problems or not folder.is_dir() or not found.files:
+            raise OptionError(found.problems[0] if found.problems else f"{folder}: not a folder of photos")
+        _print_notes(found.notes)
+        groups.append(found.files)
     (ratio,) = parse_aspects(args.ratio)
     with _cropper(args) as cropper:
         outcomes = audit.pair_outcomes(
@@ -233,6 +248,8 @@ def _run_audit_pairs(args) -> int:
         )
     result = audit.summarise_pairs(outcomes)
     result["ratio"], result["seed"] = ratio.label, args.seed
+    if result["few_photos"]:
+        print(f"edgecrop: warning: {audit.few_photos_warning(result)}", file=sys.stderr)
     command = (
         f"edgecrop audit pairs {args.group_a} {args.group_b} --pairs {args.pairs} --seed {args.seed} "
         f"--ratio {ratio.label}"
@@ -240,7 +257,7 @@ def _run_audit_pairs(args) -> int:
     for path in audit.write_report(
         args.out_dir, result, audit.pairs_markdown(result, command), args.overwrite, audit.plot_pairs
     ):
-        print(f"wrote {path}", file=sys.stderr)
+        print(f"edgecrop: wrote {path}", file=sys.stderr)
     print(audit.pairs_markdown(result, command))
     return 0
 
@@ -262,26 +279,64 @@ def _run_audit_faces(args) -> int:
         raise OptionError("no photo with frontal faces was found")
     result = audit.summarise_faces(rows, ratios, _audit_policies(args))
     command = f"edgecrop audit faces {args.annotations} --images {args.images}"
-    for path in audit.write_report(args.out_dir, result, audit.faces_markdown(result, command), args.overwrite):
-        print(f"wrote {path}", file=sys.stderr)
+    markdown = audit.faces_markdown(result, command)
+    for path in audit.write_report(args.out_dir, result, markdown, args.overwrite, audit.plot_faces):
+        print(f"edgecrop: wrote {path}", file=sys.stderr)
     print(audit.faces_markdown(result, command))
     return 0
 
 
-def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
-    """Files as given; directories expanded to their image files (sorted, not recursive). Returns the
-    files and one message per folder that could not be read."""
-    out, problems = [], []
+@dataclass
+class Inputs:
+    """What the command line's inputs expand to: the photos, one message per folder that could not be
+    read, and notes on what a folder held that is not taken (subfolders, edgecrop's own earlier outputs)."""
+
+    files: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+# DIR/<stem>_<W>x<H>[_<rank>].<ext> and DIR/<stem>_heatmap.png, where <stem> may carry -N (a clash)
+_OUTPUT_NAME = re.compile(r"(?P<stem>.+?)(-\d+)?_(\d+(\.\d+)?x\d+(\.\d+)?(_\d+)?|heatmap)")
+
+
+def expand_inputs(inputs: list[str], out_dir: Path | None = None) -> Inputs:
+    """Files as given; folders expanded to their image files (sorted, not recursive). In the output folder
+    itself, the outputs of an earlier run (``<stem>_16x9.jpg`` beside ``<stem>.jpg``) are not inputs."""
+    found = Inputs()
+    out = out_dir.resolve() if out_dir is not None else None
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
-            try:
-                out += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-            except OSError as exc:
-                problems.append(f"{p}: cannot read the folder ({exc.strerror or exc})")
-        else:
-            out.append(p)
-    return out, problems
+        if not p.is_dir():
+            found.files.append(p)
+            continue
+        try:
+            entries = sorted(p.iterdir())
+            folders = [f for f in entries if f.is_dir()]
+            photos = [f for f in entries if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+        except OSError as exc:
+            found.problems.append(f"{p}: cannot read the folder ({exc.strerror or exc})")
+            continue
+        if folders:
+            found.notes.append(f"{p}: skipped {_count(len(folders), 'subfolder')} (folders are not searched)")
+        if out is not None and p.resolve() == out:
+            stems = {f.stem for f in photos}
+            earlier = [f for f in photos if (m := _OUTPUT_NAME.fullmatch(f.stem)) and m["stem"] in stems]
+            if earlier:
+                names = ", ".join(f.name for f in earlier[:3]) + (", ..." if len(earlier) > 3 else "")
+                found.notes.append(f"{p}: skipped {_count(len(earlier), 'earlier output')} of edgecrop ({names})")
+                photos = [f for f in photos if f not in earlier]
+        found.files += photos
+    return found
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
+        print(f"edgecrop: note: {note}", file=sys.stderr)
 
 
 def parse_focus(text: str) -> Boost:
@@ -313,6 +368,10 @@ def _cropper(args) -> Cropper:
     )
 
 
+def _focus(args) -> list[Boost]:
+    return [parse_focus(f) for f in args.focus]
+
+
 def _search_options(args) -> tuple[list, SearchOptions]:
     aspects = parse_aspects(args.aspect or list(DEFAULT_ASPECTS))  # fail early on a bad ratio
     return aspects, SearchOptions(
@@ -320,7 +379,7 @@ def _search_options(args) -> tuple[list, SearchOptions]:
         top_k=args.top_k,
         min_scale=args.min_scale,
         area_cost=args.area_cost,
-        boosts=[parse_focus(f) for f in args.focus],
+        boosts=_focus(args),
     )
 
 
@@ -329,22 +388,33 @@ def _batch(args, handle) -> int:
     print the texts in input order; a bad input or output is one line on stderr and the batch goes on.
     Temporary files are removed if the batch is interrupted."""
     aspects, options = _search_options(args)
-    paths, problems = expand_inputs(args.inputs)
-    for message in problems:
+    found = expand_inputs(args.inputs, args.out_dir)
+    for message in found.problems:
         print(f"edgecrop: error: {message}", file=sys.stderr)
+    _print_notes(found.notes)
+    paths = found.files
     if not paths:
-        if problems:
+        if found.problems:
             return 1
         raise OptionError("no input images")
-    failed = len(problems)
+    failed = len(found.problems)
     writer = OutputWriter(paths, args.out_dir, args.overwrite)
+    if args.out_dir is not None:
+        _print_notes(
+            [f"{p}: its outputs are named {stem}_* (another input has its name)" for p, stem in writer.renamed]
+        )
 
-    def one(cropper: Cropper, path: Path) -> tuple[str, str]:
+    def one(cropper: Cropper, path: Path) -> tuple[dict[str, int], str]:
         loaded = cropper.load(path)
+        try:
+            for boost in options.boosts:
+                boost.check_inside(loaded.width, loaded.height)
+        except OptionError as exc:  # this photo's problem: the others may be large enough
+            raise ImageError(str(path), str(exc)) from None
         result = cropper.crop(loaded, aspects, options)
-        notes = "".join(f"edgecrop: note: {path}: {n}\n" for n in shortfalls(result.crops, options))
-        return notes, handle(cropper, path, loaded, result, writer)
+        return short_ratios(result.crops, options), handle(cropper, path, loaded, result, writer)
 
+    short: Counter[str] = Counter()
     try:
         with _cropper(args) as cropper:
             for outcome in progress(cropper.map(one, paths, args.jobs), desc="edgecrop", total=len(paths)):
@@ -354,16 +424,22 @@ def _batch(args, handle) -> int:
                 elif isinstance(outcome, EdgecropError):
                     raise outcome  # the model or an option: every photo would fail
                 else:
-                    notes, text = outcome
-                    if notes:
-                        print(notes, file=sys.stderr, end="")
+                    shortfall, text = outcome
+                    short.update(shortfall.keys())  # photos per ratio
                     if text:
                         print(text, flush=True)
     finally:
         writer.cleanup()
+        if short:
+            per_ratio = ", ".join(f"{label} on {_count(n, 'photo')}" for label, n in sorted(short.items()))
+            print(
+                f"edgecrop: note: fewer than {options.top_k} distinct crops for {per_ratio}: every other window "
+                f"overlaps a chosen one by {options.nms_iou:g} IoU or more",
+                file=sys.stderr,
+            )
         if writer.written:
             folders = sorted({str(p.parent) for p in writer.written})
-            print(f"edgecrop: wrote {len(writer.written)} files to {', '.join(folders)}", file=sys.stderr)
+            print(f"edgecrop: wrote {_count(len(writer.written), 'file')} to {', '.join(folders)}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -372,19 +448,21 @@ def _run_crop(args) -> int:
         raise OptionError("--heatmap needs --out-dir")
 
     def handle(cropper: Cropper, path: Path, loaded: LoadedImage, result: CropResult, writer: OutputWriter) -> str:
+        record = {**result.as_dict(), "image": str(path)}
         if args.out_dir:
             if args.heatmap:
                 shown = picture_to_show(path, loaded, HEATMAP_MAX_SIDE, cropper.options.max_pixels)
-                heat = overlay(shown, result.saliency, result.crops, (result.width, result.height))
-                writer.save(heat, path, "heatmap", "PNG")
-            full = load_image(path, max_pixels=cropper.options.max_pixels, background=cropper.options.background)
+                heat = overlay(shown, result.saliency, result.crops, (result.width, result.height), _focus(args))
+                record["heatmap"] = str(writer.save(heat, path, "heatmap", "PNG"))
+            options = cropper.options
+            full = load_image(path, max_pixels=options.max_pixels, background=options.background, keep_mode=True)
             fmt = full.format if full.format in SAVE_FORMATS else "PNG"
-            for c in result.crops:
+            for c, entry in zip(result.crops, record["crops"]):
                 suffix = c.aspect.label.replace(":", "x") + (f"_{c.rank + 1}" if c.rank else "")
                 piece = full.rgb.crop((c.x, c.y, c.x + c.width, c.y + c.height))
-                writer.save(piece, path, suffix, fmt, full.icc_profile, full.exif)
+                entry["file"] = str(writer.save(piece, path, suffix, fmt, full.icc_profile, full.exif))
         if args.json:
-            return json.dumps({**result.as_dict(), "image": str(path)})
+            return json.dumps(record)
         if not args.out_dir:
             boxes = "  ".join(f"{c.aspect.label}: {c.x},{c.y} {c.width}x{c.height}" for c in result.crops)
             return f"{path} ({result.width}x{result.height})  {boxes}"
@@ -399,9 +477,8 @@ def _run_saliency(args) -> int:
             writer.save_npy(result.saliency.astype(np.float32), path)
         else:
             shown = picture_to_show(path, loaded, HEATMAP_MAX_SIDE, cropper.options.max_pixels)
-            writer.save(
-                overlay(shown, result.saliency, result.crops, (result.width, result.height)), path, "heatmap", "PNG"
-            )
+            heat = overlay(shown, result.saliency, result.crops, (result.width, result.height), _focus(args))
+            writer.save(heat, path, "heatmap", "PNG")
         return ""
 
     return _batch(args, handle)

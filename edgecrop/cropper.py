@@ -2,11 +2,12 @@
 
 The pipeline, one stage a step (each timed):
   decode      -> upright RGB, large JPEGs at reduced size          (images.load_image)
-  preprocess  -> the model's input, letterboxed or stretched       (preprocess.to_input)
-  inference   -> the raw output map (of the photo and its mirror,  (model.SaliencyModel.run)
-                 averaged, when the card says so)
-  postprocess -> a probability map covering exactly the picture,   (preprocess.to_probability,
-                 at the card's temperature, with its centre prior   preprocess.mix_centre_prior)
+  preprocess  -> the model's input, letterboxed or stretched       (SaliencyModel.raw_map:
+  inference   -> the raw output map over the picture's cells (of    preprocess.to_input, SaliencyModel.run)
+                 the photo and its mirror, averaged, when the card
+                 says so)
+  postprocess -> a probability map covering exactly the picture,   (postprocess.postprocess)
+                 at the card's temperature, with its centre prior
   search      -> the best box for each aspect ratio                (search.find_crops)
 """
 
@@ -19,16 +20,18 @@ import queue
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar, Union
 
 import numpy as np
 
+from ._validate import count
 from .errors import EdgecropError, OptionError
 from .geometry import AspectRatio
 from .images import DEFAULT_MAX_PIXELS, ImageSource, LoadedImage, load_image
 from .model import ModelSource, SaliencyModel
-from .preprocess import content_cells, decode_size, mix_centre_prior, to_input, to_probability
+from .postprocess import postprocess
+from .preprocess import decode_size
 from .registry import resolve_model
 from .search import Crop, SearchOptions, find_crops, parse_aspects
 
@@ -51,11 +54,9 @@ class CropperOptions:
     background: tuple[int, int, int] = (255, 255, 255)  # behind transparent pixels
 
     def __post_init__(self) -> None:
-        t = self.num_threads
-        if t is not None and (isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= MAX_THREADS):
-            raise OptionError(f"num_threads must be an integer from 1 to {MAX_THREADS}, not {t!r}")
-        if isinstance(self.max_pixels, bool) or not isinstance(self.max_pixels, int) or self.max_pixels < 1:
-            raise OptionError(f"max_pixels must be a positive integer, not {self.max_pixels!r}")
+        if self.num_threads is not None:
+            count(self.num_threads, "num_threads", MAX_THREADS)
+        count(self.max_pixels, "max_pixels")
         bg = self.background
         if not (
             isinstance(bg, (tuple, list)) and len(bg) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in bg)
@@ -66,13 +67,43 @@ class CropperOptions:
 
 
 @dataclass(frozen=True)
+class Timings:
+    """Seconds each stage of one crop took."""
+
+    decode: float = 0.0
+    preprocess: float = 0.0
+    inference: float = 0.0
+    postprocess: float = 0.0
+    search: float = 0.0
+    total: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class CropResult:
     image: str
     width: int
     height: int
-    crops: list[Crop]
+    crops: list[Crop]  # every ratio's crops, in the order the ratios were asked, best first within each
     saliency: np.ndarray  # probability map covering exactly the image (sums to 1), centre prior included
-    timings: dict[str, float]  # seconds per stage
+    timings: Timings
+
+    def by_aspect(self) -> dict[str, list[Crop]]:
+        """{ratio label ("16:9"): its crops, best first}, in the order the ratios were asked."""
+        out: dict[str, list[Crop]] = {}
+        for c in self.crops:
+            out.setdefault(c.aspect.label, []).append(c)
+        return out
+
+    def best(self, aspect: str | float | AspectRatio) -> Crop:
+        """The best crop of one of the ratios asked for (OptionError for a ratio that was not)."""
+        (ratio,) = parse_aspects(aspect)
+        crops = self.by_aspect().get(ratio.label)
+        if not crops:
+            raise OptionError(f"no crop of ratio {ratio.label} in this result (asked: {', '.join(self.by_aspect())})")
+        return crops[0]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -121,7 +152,7 @@ class Cropper:
 
     def saliency(self, image: ImageSource | LoadedImage) -> np.ndarray:
         """The probability map (float32, sums to 1) covering exactly the image."""
-        return self._saliency(self._loaded(image), {})
+        return postprocess(self.model.raw_map(self._loaded(image).rgb).values, self.model.info.card.output)
 
     def crop(
         self,
@@ -132,15 +163,17 @@ class Cropper:
         """Crop boxes for each aspect ratio (one, or a list), with the saliency map and stage timings."""
         options = options or SearchOptions()
         ratios = parse_aspects(aspect_ratios)
-        timings: dict[str, float] = {}
         t0 = time.perf_counter()
         loaded = self._loaded(image)
-        timings["decode"] = time.perf_counter() - t0
-        saliency = self._saliency(loaded, timings)
+        decoded = time.perf_counter()
+        raw = self.model.raw_map(loaded.rgb)
+        t = time.perf_counter()
+        saliency = postprocess(raw.values, self.model.info.card.output)
+        t_post = time.perf_counter() - t
         t = time.perf_counter()
         crops = find_crops(saliency, loaded.width, loaded.height, ratios, options)
-        timings["search"] = time.perf_counter() - t
-        timings["total"] = time.perf_counter() - t0
+        t_search = time.perf_counter() - t
+        timings = Timings(decoded - t0, raw.preprocess_s, raw.inference_s, t_post, t_search, time.perf_counter() - t0)
         return CropResult(loaded.name, loaded.width, loaded.height, crops, saliency, timings)
 
     def crop_many(
@@ -162,9 +195,7 @@ class Cropper:
         inference runs in parallel as decoding does (Pillow, LiteRT and the search release the GIL); the
         workers' interpreters are kept for the next batch until close(). With a delegate the threads
         share this Cropper's accelerator."""
-        jobs = (os.cpu_count() or 1) if jobs is None else jobs
-        if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_THREADS:
-            raise OptionError(f"jobs must be an integer from 1 to {MAX_THREADS}, not {jobs!r}")
+        jobs = count((os.cpu_count() or 1) if jobs is None else jobs, "jobs", MAX_THREADS)
         if jobs == 1:
             return (_guarded(fn, self, item) for item in items)
         return self._map_threads(fn, items, jobs)
@@ -197,22 +228,6 @@ class Cropper:
 
     def _loaded(self, image: ImageSource | LoadedImage) -> LoadedImage:
         return image if isinstance(image, LoadedImage) else self.load(image)
-
-    def _saliency(self, loaded: LoadedImage, timings: dict[str, float]) -> np.ndarray:
-        info = self.model.info
-        t = time.perf_counter()
-        pixels, place = to_input(loaded.rgb, info.spec)
-        timings["preprocess"] = time.perf_counter() - t
-        t = time.perf_counter()
-        raw = self.model.run(pixels)
-        timings["inference"] = time.perf_counter() - t
-        t = time.perf_counter()
-        out = info.card.output
-        prob = to_probability(content_cells(raw, place), out.kind, out.temperature)
-        if out.centre_prior is not None:
-            prob = mix_centre_prior(prob, out.centre_prior.weight, out.centre_prior.sigma)
-        timings["postprocess"] = time.perf_counter() - t
-        return prob
 
     def close(self) -> None:
         while not self._idle.empty():

@@ -22,12 +22,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
-from .bench import sample_photo
+from ._resources import sample_photo
 from .cropper import DEFAULT_ASPECTS, Cropper
 from .errors import EdgecropError, ImageError, OptionError
 from .images import picture_to_show
 from .render import colourise, ratio_colours
-from .search import Boost, Policy, SearchOptions, parse_aspects, shortfalls
+from .search import Boost, SearchOptions, parse_aspects, shortfalls
 
 MAX_UPLOAD = 25 * 1024 * 1024
 SHOWN_SIDE = 1200  # the photo is sent back at most this large: a page, not an archive
@@ -42,21 +42,14 @@ def _data_url(image: Image.Image, fmt: str) -> str:
 def crop_request(cropper: Cropper, data: bytes, query: dict[str, list[str]]) -> dict[str, Any]:
     """What the page shows for one photo and one set of choices (all in memory)."""
     aspects = parse_aspects([a for a in query.get("aspect", list(DEFAULT_ASPECTS)) if a])
-    policy = Policy(query.get("policy", ["saliency"])[0])
-    notes = []
-    top_k = int(query.get("top_k", ["1"])[0])
-    if top_k > 1 and policy is not Policy.SALIENCY:
-        notes.append(f"The {policy.value} policy places one crop per ratio: alternatives need max-sum.")
-        top_k = 1
     boosts = []
     if query.get("focus"):
-        if policy is Policy.CENTRE:
-            notes.append("The centre policy ignores the focal point: switch to max-sum or Twitter's rule.")
-        else:
-            x, y = (float(v) for v in query["focus"][0].split(","))
-            boosts = [Boost(x, y, weight=4.0)]
+        x, y = (float(v) for v in query["focus"][0].split(","))
+        boosts = [Boost(x, y, weight=4.0)]
+    top_k = int(query.get("top_k", ["1"])[0])
+    # the page keeps its controls as they are: what the policy does not take is dropped with SearchOptions' reason
+    options, notes = SearchOptions.relaxed(policy=query.get("policy", ["saliency"])[0], top_k=top_k, boosts=boosts)
     loaded = cropper.load(data)
-    options = SearchOptions(policy=policy, top_k=top_k, boosts=boosts)
     result = cropper.crop(loaded, aspects, options)
     notes += shortfalls(result.crops, options)
     shown = picture_to_show(data, loaded, SHOWN_SIDE, cropper.options.max_pixels)
@@ -70,7 +63,7 @@ def crop_request(cropper: Cropper, data: bytes, query: dict[str, list[str]]) -> 
         "crops": [
             {**c.as_dict(), "colour": "#{:02x}{:02x}{:02x}".format(*colours[c.aspect.label])} for c in result.crops
         ],
-        "timings_ms": {k: round(v * 1e3, 2) for k, v in result.timings.items()},
+        "timings_ms": {k: round(v * 1e3, 2) for k, v in result.timings.as_dict().items()},
         "model": cropper.model.info.name,
         "notes": notes,
     }

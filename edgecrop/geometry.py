@@ -32,6 +32,9 @@ class AspectRatio:
         w, h = (int(v) if float(v).is_integer() else v for v in (self.width, self.height))
         return f"{w}:{h}"
 
+    def __str__(self) -> str:
+        return self.label
+
     @classmethod
     def parse(cls, text: str | float | AspectRatio) -> AspectRatio:
         """'16:9', '16x9', '16/9', '1.777' or a number (width / height); sides below 10^6 and ratios

@@ -12,6 +12,7 @@ import io
 import os
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, Callable, Union
 
@@ -65,26 +66,29 @@ def load_image(
     min_size: MinSize | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     background: tuple[int, int, int] = (255, 255, 255),
+    keep_mode: bool = False,
 ) -> LoadedImage:
     """Decode ``source`` into an upright RGB image.
 
     ``min_size`` (width, height), or a function of the upright photo's (width, height) giving it, lets a
     JPEG decode at the smallest DCT scale that still covers that size; ``None`` decodes every pixel.
-    Transparent pixels are composited on ``background``.
+    Transparent pixels are composited on ``background``. With ``keep_mode`` (pictures to write, not to
+    analyse) the picture stays greyscale ("L"), transparent ("LA", "RGBA") or RGB, as the source is.
     Raises :class:`ImageError` naming the source for anything that is not a usable image.
     """
     name = describe_source(source)
+    convert = _to_keepable if keep_mode else partial(_to_rgb, background=background)
     if isinstance(source, np.ndarray):
         img = _from_array(source, name)
         width, height = img.size
-        return LoadedImage(_to_rgb(img, background), width, height, name)
+        return LoadedImage(convert(img), width, height, name)
     if isinstance(source, Image.Image):
         min_size = None  # the caller's image: never change how it decodes
     try:
         img = _open(source, name)
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return _decode(img, name, min_size, max_pixels, background)
+            return _decode(img, name, min_size, max_pixels, convert)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -123,7 +127,7 @@ def _decode(
     name: str,
     min_size: MinSize | None,
     max_pixels: int,
-    background: tuple[int, int, int],
+    convert: Callable[[Image.Image], Image.Image],
 ) -> LoadedImage:
     if img.width * img.height > max_pixels:
         raise ImageError(name, f"{img.width}x{img.height} exceeds the limit of {max_pixels} pixels")
@@ -144,7 +148,7 @@ def _decode(
     img.load()
     upright = ImageOps.exif_transpose(img) if orientation in range(2, 9) else img
     exif = _upright_exif(img)  # after the transpose: this resets the orientation in img's EXIF
-    return LoadedImage(_to_rgb(upright, background), full_w, full_h, name, fmt, img.info.get("icc_profile"), exif)
+    return LoadedImage(convert(upright), full_w, full_h, name, fmt, img.info.get("icc_profile"), exif)
 
 
 def _upright_exif(img: Image.Image) -> bytes | None:
@@ -198,6 +202,23 @@ def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
         canvas = Image.new("RGBA", rgba.size, (*background, 255))
         canvas.alpha_composite(rgba)
         return canvas.convert("RGB")
+    return img.convert("RGB")
+
+
+def _to_keepable(img: Image.Image) -> Image.Image:
+    """Any Pillow mode as the nearest of L, LA, RGB and RGBA: greyscale and transparency kept."""
+    if img.mode in ("L", "LA", "RGB", "RGBA"):
+        return img
+    if img.mode == "P":
+        return img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        return _scale_to_8bit(img)
+    if img.mode == "1":
+        return img.convert("L")
+    if img.mode in ("PA", "RGBa"):
+        return img.convert("RGBA")
+    if img.mode == "La":
+        return img.convert("LA")
     return img.convert("RGB")
 
 

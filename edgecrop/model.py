@@ -12,19 +12,20 @@ import os
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
 import numpy as np
+from PIL import Image
 
 from .backend import get_backend, load_delegate
 from .card import CARD_METADATA_NAME, ModelCard
 from .errors import ModelError
-from .preprocess import InputSpec, flip_average, mirrored
-from .tflite_metadata import ModelFormatError, read_metadata
-from .tflite_verify import verify_model
+from .preprocess import InputSpec, Layout, content_cells, flip_average, mirrored, to_input
+from .tflite_verify import VerifiedModel, verify_model
 
 ModelSource = Union[str, os.PathLike, bytes, bytearray]
 
@@ -54,16 +55,29 @@ class ModelInfo:
         return self.card.name
 
 
+@dataclass(frozen=True)
+class RawMap:
+    """A model's raw output over the picture's cells (the letterbox's padding cut), where the picture sat
+    in the input, and what laying it out and running the model cost (seconds)."""
+
+    values: np.ndarray  # float32, cells high x cells wide; ``postprocess`` makes it a probability map
+    layout: Layout
+    preprocess_s: float
+    inference_s: float
+
+
 def read_card(data: bytes, name: str) -> ModelCard:
-    """The card embedded in a model's metadata, or the default card; a bad one is a ModelError."""
-    try:
-        metadata = read_metadata(data)
-    except ModelFormatError as exc:
-        raise ModelError(f"{name}: {exc}") from exc
-    if CARD_METADATA_NAME not in metadata:
+    """The card embedded in a model's metadata, or the default card; the file is verified first (a bad
+    file or a bad card is a ModelError)."""
+    return _card(verify_model(data, name), name)
+
+
+def _card(model: VerifiedModel, name: str) -> ModelCard:
+    text = model.metadata(CARD_METADATA_NAME)
+    if text is None:
         return ModelCard.default(name)
     try:
-        return ModelCard.from_json(metadata[CARD_METADATA_NAME])
+        return ModelCard.from_json(text)
     except ModelError as exc:
         raise ModelError(f"{name}: {exc}") from None
 
@@ -87,8 +101,7 @@ class SaliencyModel:
     ):
         data, name = _read_model(model, name)
         self.data = data  # the model's bytes: workers of a batch each load their own interpreter from them
-        verify_model(data, name)  # before the runtime sees a byte of it: a crafted file must not crash us
-        card = read_card(data, name)
+        card = _card(verify_model(data, name), name)  # verified before the runtime sees a byte of it
         delegates = [load_delegate(delegate, delegate_options)] if delegate else None
         self.delegate = delegate
         try:
@@ -108,6 +121,15 @@ class SaliencyModel:
             self._table, np.broadcast_to(SIGN_FLIP_TABLE, self._table.shape)
         )
         self._lock = threading.Lock()
+
+    def raw_map(self, rgb: Image.Image) -> RawMap:
+        """The raw map of an RGB picture: laid out as the card says, run (on the picture and its mirror
+        image when the card asks for flip averaging), the picture's cells cut out."""
+        t0 = time.perf_counter()
+        pixels, place = to_input(rgb, self.info.spec)
+        t1 = time.perf_counter()
+        raw = content_cells(self.run(pixels), place)
+        return RawMap(raw, place, t1 - t0, time.perf_counter() - t1)
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
         """Raw output map (float32, map_height x map_width) for a uint8 HxWx3 input array. With the card's

@@ -42,13 +42,18 @@ class OutputWriter:
         # each input's stem, fixed in input order: two inputs named x.png write x_* and x-1_*, whichever
         # thread of a batch gets to them first
         self._stems: dict[Path, str] = {}
+        self.renamed: list[tuple[Path, str]] = []  # inputs whose outputs take another stem than their own
         used: set[str] = set()
         for p in inputs:
+            if p.resolve() in self._stems:
+                continue
             stem, n = p.stem, 1
             while stem in used:
                 stem, n = f"{p.stem}-{n}", n + 1
             used.add(stem)
-            self._stems.setdefault(p.resolve(), stem)
+            self._stems[p.resolve()] = stem
+            if stem != p.stem:
+                self.renamed.append((p, stem))
         self._mode = 0o666 & ~current_umask()
         if out_dir is not None:
             if out_dir.exists() and not out_dir.is_dir():
@@ -78,8 +83,10 @@ class OutputWriter:
         icc_profile: bytes | None = None,
         exif: bytes | None = None,
     ) -> Path:
-        """An image in ``fmt``, keeping the source's colour profile and EXIF where the format can."""
+        """An image in ``fmt``, keeping the source's colour profile and EXIF where the format can, and its
+        greyscale and transparency where the format holds them."""
         dest = self.target(source, suffix, SAVE_FORMATS[fmt])
+        image = _fit_mode(image, fmt)
         params: dict = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
         if fmt in _CARRIES_METADATA:
             if icc_profile:
@@ -90,6 +97,20 @@ class OutputWriter:
 
     def save_npy(self, array: np.ndarray, source: Path) -> Path:
         return self._write(self.target(source, "", ".npy"), lambda f: np.save(f, array))
+
+    def write_text(self, name: str, text: str) -> Path:
+        """A report ``DIR/name`` (UTF-8), written as every output is."""
+        return self.write_with(name, lambda f: f.write(text.encode("utf-8")))
+
+    def write_with(self, name: str, write: Callable[[BinaryIO], object]) -> Path:
+        """``DIR/name`` with the bytes ``write`` puts into the file it is given, written as every output
+        is: atomically, never over an existing file unless ``overwrite``, nothing left if it raises."""
+        if self.out_dir is None:
+            raise OutputError("no output folder (--out-dir)")
+        dest = self.out_dir / name
+        if dest.exists() and not self.overwrite:
+            raise OutputError(f"{dest}: already exists (use --overwrite to replace it)")
+        return self._write(dest, write)
 
     def _write(self, dest: Path, write: Callable[[BinaryIO], object]) -> Path:
         tmp = ""
@@ -119,6 +140,28 @@ class OutputWriter:
         for tmp in list(self._pending):
             Path(tmp).unlink(missing_ok=True)
             self._pending.discard(tmp)
+
+
+_MODES = {  # what each format holds of L, LA, RGB, RGBA (the modes images.load_image(keep_mode=True) gives)
+    "JPEG": {"L", "RGB"},
+    "BMP": {"L", "RGB"},
+    "WEBP": {"RGB", "RGBA"},
+    "PNG": {"L", "LA", "RGB", "RGBA"},
+    "TIFF": {"L", "LA", "RGB", "RGBA"},
+}
+
+
+def _fit_mode(image: Image.Image, fmt: str, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """The image in the nearest mode ``fmt`` holds: transparency composited on ``background`` where the
+    format has no alpha, greyscale widened to RGB where it has no greyscale."""
+    holds = _MODES.get(fmt, {"RGB"})
+    if image.mode in holds:
+        return image
+    if image.mode in ("LA", "RGBA") and image.mode[:-1] in holds:
+        canvas = Image.new("RGBA", image.size, (*background, 255))
+        canvas.alpha_composite(image.convert("RGBA"))
+        return canvas.convert(image.mode[:-1])
+    return image.convert("RGBA" if "A" in image.mode and "RGBA" in holds else "RGB")
 
 
 def _link_exclusive(tmp: str, dest: Path) -> None:

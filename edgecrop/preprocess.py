@@ -1,8 +1,9 @@
-"""Fit a picture into the model's input and map the model's output back onto the picture.
+"""Fit a picture into the model's input, and find the picture's cells in the model's output.
 
 Two layouts: ``stretch`` resizes the picture to the input size; ``letterbox`` keeps its aspect ratio
 and pads with black, with the content rounded to whole output cells so that the padded border can be
-cut from the output map exactly. Converters calibrate and train through these same functions.
+cut from the output map exactly. Converters calibrate and train through these same functions; what
+becomes of the output then is ``postprocess``.
 """
 
 from __future__ import annotations
@@ -104,38 +105,3 @@ def flip_average(raw: np.ndarray, raw_of_mirror: np.ndarray) -> np.ndarray:
     """The mean of a raw map and the raw map of the mirrored input, flipped back (float32 arithmetic, as the
     Java core's Saliency.flipAverage): what a card with ``output.flip_average`` asks of the runtime."""
     return (raw.astype(np.float32) + raw_of_mirror.astype(np.float32)[:, ::-1]) / np.float32(2)
-
-
-def to_probability(values: np.ndarray, kind: OutputKind | str, temperature: float = 1.0) -> np.ndarray:
-    """Turn a model's map (logits, probabilities or unnormalised saliency) into a map summing to 1."""
-    kind = OutputKind(kind)
-    values = values.astype(np.float64)
-    if kind is OutputKind.LOGITS:
-        z = values / temperature
-        p = np.exp(z - z.max())
-    elif kind is OutputKind.PROBABILITY:
-        p = np.clip(values, 0.0, None)
-    else:
-        p = values - values.min()
-    total = p.sum()
-    if not np.isfinite(total) or total <= 0:
-        return np.full(values.shape, 1.0 / values.size, dtype=np.float32)
-    return (p / total).astype(np.float32)
-
-
-def centre_prior_map(height: int, width: int, sigma: float) -> np.ndarray:
-    """A Gaussian at the centre of a height x width map of cells, standard deviations ``sigma`` times
-    each side, summing to 1 (cell centres at (k + 0.5) / n)."""
-    y = ((np.arange(height) + 0.5) / height - 0.5) / sigma
-    x = ((np.arange(width) + 0.5) / width - 0.5) / sigma
-    g = np.outer(np.exp(-0.5 * y * y), np.exp(-0.5 * x * x))
-    return g / g.sum()
-
-
-def mix_centre_prior(prob: np.ndarray, weight: float, sigma: float) -> np.ndarray:
-    """(1 - weight) * prob + weight * centre prior: the map the crop search works on."""
-    if weight <= 0:
-        return prob
-    height, width = prob.shape
-    mixed = (1.0 - weight) * prob.astype(np.float64) + weight * centre_prior_map(height, width, sigma)
-    return (mixed / mixed.sum()).astype(np.float32)

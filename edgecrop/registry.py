@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
+from ._resources import bundled_dir
 from .card import ModelCard
 from .errors import ModelError
 from .model import read_card
@@ -26,7 +26,7 @@ class RegisteredModel:
 
 
 def models_dir() -> Path:
-    return Path(str(resources.files("edgecrop.models")))
+    return bundled_dir("models")
 
 
 def list_models() -> list[RegisteredModel]:

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .geometry import Box
-from .search import Crop
+from .search import Boost, Crop
 
 # A perceptual dark-to-bright colour ramp (black, purple, red, orange, yellow), 5 stops.
 _STOPS = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float64)
@@ -34,10 +34,12 @@ def overlay(
     saliency: np.ndarray,
     crops: Sequence[Crop] = (),
     full_size: tuple[int, int] | None = None,
+    focus: Sequence[Boost] = (),
     alpha: float = 0.55,
 ) -> Image.Image:
     """The photo with its heatmap blended in, each crop box outlined (one colour per ratio, top-k
-    alternatives dashed) and a legend naming the colours, its text scaled to the picture.
+    alternatives dashed), each focal point or box a person gave marked (a white ring, a white box), and a
+    legend naming the colours, its text scaled to the picture.
 
     Crops are in ``full_size`` pixels (the full-resolution image; default: the photo's own size), so a
     reduced decode of a large photo can be drawn on without decoding it again.
@@ -55,8 +57,16 @@ def overlay(
             draw.rectangle(box, outline=colours[c.aspect.label], width=line)
         else:
             _dashed_rectangle(draw, box, colours[c.aspect.label], line, dash=6 * line)
-    if colours:
-        _legend(draw, photo.size, colours, any(c.rank for c in crops))
+    for b in focus:
+        if b.width or b.height:
+            corners = (b.x * sx, b.y * sy, (b.x + b.width) * sx, (b.y + b.height) * sy)
+            draw.rectangle(corners, outline=(255, 255, 255), width=line)
+        else:
+            x, y, r = b.x * sx, b.y * sy, 4 * line
+            draw.ellipse((x - r, y - r, x + r, y + r), outline=(0, 0, 0), width=line + 2)
+            draw.ellipse((x - r, y - r, x + r, y + r), outline=(255, 255, 255), width=line)
+    if colours or focus:
+        _legend(draw, photo.size, colours, any(c.rank for c in crops), bool(focus))
     return out
 
 
@@ -83,11 +93,12 @@ def _dashed_rectangle(draw: ImageDraw.ImageDraw, box, colour, width: int, dash: 
             start += 2 * dash
 
 
-def _legend(draw: ImageDraw.ImageDraw, size: tuple[int, int], colours: dict, dashed: bool) -> None:
+def _legend(draw: ImageDraw.ImageDraw, size: tuple[int, int], colours: dict, dashed: bool, focus: bool) -> None:
     """Ratio names in their colours in the top-left corner, on a dark panel, readable at any size."""
     font_px = max(12, round(min(size) / 28))
     font = ImageFont.load_default(size=font_px)
     entries = list(colours.items()) + ([("dashed: alternatives", (230, 230, 230))] if dashed else [])
+    entries += [("white: your focus", (255, 255, 255))] if focus else []
     pad = font_px // 3
     widths = [draw.textlength(text, font=font) for text, _ in entries]
     panel = (0, 0, 2 * pad + font_px + pad + max(widths), pad + len(entries) * (font_px + pad))

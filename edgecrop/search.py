@@ -26,17 +26,17 @@ Ties (within 1e-9) go to the window closest to the image centre, then the smalle
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
+from ._validate import count, member, number
 from .errors import OptionError
 from .geometry import AspectRatio, Box, largest_window
 
@@ -132,33 +132,6 @@ MAX_TOP_K = 64
 MAX_BOOST_WEIGHT = 1e6
 
 
-def _number(value: object, name: str, low: float, high: float, *, low_open: bool = False) -> float:
-    """A finite real in [low, high] (or (low, high]), else OptionError naming the option."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise OptionError(f"{name} must be a finite number, not {value!r}")
-    if value < low or value > high or (low_open and value == low):
-        bracket = "(" if low_open else "["
-        raise OptionError(f"{name} must be in {bracket}{low:g}, {high:g}], not {value!r}")
-    return float(value)
-
-
-E = TypeVar("E", bound=Enum)
-
-
-def _member(kind: type[E], value: object, name: str) -> E:
-    """The enum member for a value (or its string), else OptionError listing the members."""
-    try:
-        return kind(value)
-    except ValueError:
-        raise OptionError(f"{name} must be one of {', '.join(m.value for m in kind)}, not {value!r}") from None
-
-
-def _count(value: object, name: str, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
-        raise OptionError(f"{name} must be an integer from 1 to {high}, not {value!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class Boost:
     """Caller guidance: a box (x, y, width, height in image pixels; width = height = 0 for a point)
@@ -172,10 +145,10 @@ class Boost:
 
     def __post_init__(self) -> None:
         for name in ("x", "y"):
-            _number(getattr(self, name), f"boost {name}", -1e9, 1e9)
+            number(getattr(self, name), f"boost {name}", -1e9, 1e9)
         for name in ("width", "height"):
-            _number(getattr(self, name), f"boost {name}", 0.0, 1e9)
-        _number(self.weight, "boost weight", 0.0, MAX_BOOST_WEIGHT, low_open=True)
+            number(getattr(self, name), f"boost {name}", 0.0, 1e9)
+        number(self.weight, "boost weight", 0.0, MAX_BOOST_WEIGHT, low_open=True)
 
     def check_inside(self, width: int, height: int) -> None:
         """A boost must touch the photo it steers."""
@@ -199,29 +172,52 @@ class SearchOptions:
     engine: Engine = Engine.AUTO  # which implementation searches (the same results from each)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "policy", _member(Policy, self.policy, "policy"))
-        _number(self.min_scale, "min_scale", 0.0, 1.0, low_open=True)
-        _count(self.scale_steps, "scale_steps", MAX_SCALE_STEPS)
-        _number(self.area_cost, "area_cost", 0.0, 1e6)
-        _count(self.top_k, "top_k", MAX_TOP_K)
-        object.__setattr__(self, "engine", _member(Engine, self.engine, "engine"))
+        object.__setattr__(self, "policy", member(Policy, self.policy, "policy"))
+        number(self.min_scale, "min_scale", 0.0, 1.0, low_open=True)
+        count(self.scale_steps, "scale_steps", MAX_SCALE_STEPS)
+        number(self.area_cost, "area_cost", 0.0, 1e6)
+        count(self.top_k, "top_k", MAX_TOP_K)
+        object.__setattr__(self, "engine", member(Engine, self.engine, "engine"))
         if self.engine is Engine.NUMPY and self.top_k > 1:
             raise OptionError("the numpy engine finds the best window only: top_k > 1 needs numba (or auto)")
-        _number(self.nms_iou, "nms_iou", 0.0, 1.0, low_open=True)
+        number(self.nms_iou, "nms_iou", 0.0, 1.0, low_open=True)
         boosts = tuple(self.boosts)
         if not all(isinstance(b, Boost) for b in boosts):
             raise OptionError("boosts must be Boost objects")
         object.__setattr__(self, "boosts", boosts)
-        if self.policy is not Policy.SALIENCY:
-            changed = [
-                name
-                for name, default in (("min_scale", 1.0), ("area_cost", 0.0), ("top_k", 1))
-                if getattr(self, name) != default
-            ]
-            if changed:
-                raise OptionError(f"{', '.join(changed)} apply to the saliency policy only, not {self.policy.value}")
-        if self.policy is Policy.CENTRE and boosts:
-            raise OptionError("the centre policy ignores the map, so a focus cannot steer it: use saliency")
+        conflicts = _policy_conflicts(self.policy, {name: getattr(self, name) for name in _POLICY_BOUND})
+        if conflicts:
+            raise OptionError(conflicts[0][1])
+
+    @classmethod
+    def relaxed(cls, **wanted: Any) -> tuple[SearchOptions, list[str]]:
+        """The options wanted, less what their policy would refuse (those set back to their defaults), and
+        for each the sentence the refusal would give: for a page, where switching the policy should not
+        turn the other choices into an error."""
+        policy = member(Policy, wanted.get("policy", Policy.SALIENCY), "policy")
+        notes = []
+        for names, message in _policy_conflicts(policy, wanted):
+            notes.append(message)
+            for name in names:
+                del wanted[name]
+        return cls(**wanted), notes
+
+
+# what only some policies take, with the value that means "not asked for"
+_SALIENCY_ONLY = {"min_scale": 1.0, "area_cost": 0.0, "top_k": 1}
+_POLICY_BOUND = (*_SALIENCY_ONLY, "boosts")
+
+
+def _policy_conflicts(policy: Policy, values: dict[str, Any]) -> list[tuple[list[str], str]]:
+    """(option names, why) for each rule of ``policy`` that the given option values break."""
+    out = []
+    changed = [name for name, default in _SALIENCY_ONLY.items() if name in values and values[name] != default]
+    if policy is not Policy.SALIENCY and changed:
+        verb = "applies" if len(changed) == 1 else "apply"
+        out.append((changed, f"{', '.join(changed)} {verb} to the saliency policy only, not {policy.value}"))
+    if policy is Policy.CENTRE and values.get("boosts"):
+        out.append((["boosts"], "the centre policy ignores the map, so a focus cannot steer it: use saliency"))
+    return out
 
 
 @dataclass(frozen=True)
@@ -409,14 +405,18 @@ def find_crops(
     return crops
 
 
-def shortfalls(crops: Sequence[Crop], options: SearchOptions) -> list[str]:
-    """Why a ratio got fewer than ``top_k`` crops, one sentence per such ratio (the CLI and the demo say it)."""
+def short_ratios(crops: Sequence[Crop], options: SearchOptions) -> dict[str, int]:
+    """{ratio label: crops found} for the ratios that got fewer than ``top_k`` crops."""
     if options.top_k == 1:
-        return []
+        return {}
     counts = Counter(c.aspect.label for c in crops)
+    return {label: n for label, n in counts.items() if n < options.top_k}
+
+
+def shortfalls(crops: Sequence[Crop], options: SearchOptions) -> list[str]:
+    """Why a ratio got fewer than ``top_k`` crops, one sentence per such ratio (the demo says it)."""
     return [
         f"{label}: {n} of {options.top_k} crops; every other window overlaps a chosen one by {options.nms_iou:g} IoU "
         "or more"
-        for label, n in counts.items()
-        if n < options.top_k
+        for label, n in short_ratios(crops, options).items()
     ]

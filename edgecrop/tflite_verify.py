@@ -13,9 +13,12 @@ every offset is bounds-checked while reading, and then:
   * every tensor named in UTF-8, of a known type, rank <= 6, dimensions >= 0, at most MAX_ELEMENTS elements, all of them
     together at most MAX_TOTAL_BYTES; constant data exactly the tensor's size, inside the file;
   * quantisation vectors of matching lengths, their dimension inside the tensor;
-  * constant shape operands (reshape, broadcast, resize, pad) within the same bounds.
+  * constant shape operands (reshape, broadcast, resize, pad) within the same bounds;
+  * every metadata entry named in UTF-8 and pointing at a buffer that exists.
 Anything else is a ``ModelError`` naming what is wrong. It reads the schema's fields by number
-(schema.fbs), so it needs no generated code and works with every TFLite runtime.
+(schema.fbs), so it needs no generated code and works with every TFLite runtime. This is the one reader
+of the flatbuffer in the runtime: the same pass returns the metadata (where the model card travels), as
+spans of the file, so that a file whose many entries point at one large buffer costs nothing to read.
 """
 
 from __future__ import annotations
@@ -176,8 +179,22 @@ class _Tensor:
     is_variable: bool
 
 
+@dataclass(frozen=True)
+class VerifiedModel:
+    """What verification learnt of a model file besides that it is safe: its metadata entries."""
+
+    data: bytes
+    metadata_spans: dict[str, tuple[int, int]]  # name -> (start, end) of the entry's bytes in ``data``
+
+    def metadata(self, name: str) -> bytes | None:
+        """The bytes of one metadata entry (None when the model has none of that name)."""
+        span = self.metadata_spans.get(name)
+        return None if span is None else self.data[span[0] : span[1]]
+
+
 # schema.fbs field numbers
-_MODEL_OPCODES, _MODEL_SUBGRAPHS, _MODEL_BUFFERS = 1, 2, 4
+_MODEL_OPCODES, _MODEL_SUBGRAPHS, _MODEL_BUFFERS, _MODEL_METADATA = 1, 2, 4, 6
+_METADATA_NAME, _METADATA_BUFFER = 0, 1
 _OPCODE_DEPRECATED, _OPCODE_CUSTOM, _OPCODE_BUILTIN = 0, 1, 3
 _GRAPH_TENSORS, _GRAPH_INPUTS, _GRAPH_OUTPUTS, _GRAPH_OPERATORS = 0, 1, 2, 3
 _TENSOR_SHAPE, _TENSOR_TYPE, _TENSOR_BUFFER, _TENSOR_NAME, _TENSOR_QUANT, _TENSOR_VARIABLE = 0, 1, 2, 3, 4, 5
@@ -186,21 +203,24 @@ _BUFFER_DATA, _BUFFER_OFFSET, _BUFFER_SIZE = 0, 1, 2
 _QUANT_SCALE, _QUANT_ZERO, _QUANT_DIM = 2, 3, 6
 
 
-def verify_model(data: bytes, name: str) -> None:
-    """Raise ModelError naming the first thing that makes ``data`` unsafe to give to the TFLite runtime."""
+def verify_model(data: bytes, name: str) -> VerifiedModel:
+    """Raise ModelError naming the first thing that makes ``data`` unsafe to give to the TFLite runtime;
+    otherwise return its metadata."""
     try:
-        _verify(_Buffer(data))
+        return VerifiedModel(data, _verify(_Buffer(data)))
     except _Bad as exc:
         raise ModelError(f"{name}: unsafe or corrupt TFLite model ({exc})") from None
     except (struct.error, ValueError, OverflowError, IndexError) as exc:  # belt and braces
         raise ModelError(f"{name}: unsafe or corrupt TFLite model ({exc})") from None
 
 
-def _verify(buf: _Buffer) -> None:
+def _verify(buf: _Buffer) -> dict[str, tuple[int, int]]:
     if buf.n < 8 or buf.data[4:8] != b"TFL3":
         raise _Bad("missing the 'TFL3' identifier")
     model = buf.table(buf.uoffset(0))
-    buffers = [_buffer_bytes(buf, b) for b in buf.tables(model, _MODEL_BUFFERS)]
+    spans = [_buffer_span(buf, b) for b in buf.tables(model, _MODEL_BUFFERS)]
+    view = memoryview(buf.data)  # buffers as views of the file: never copied
+    buffers = [view[a:b] if b > a else None for a, b in spans]
     opcodes = [_opcode(buf, c) for c in buf.tables(model, _MODEL_OPCODES)]
     graphs = buf.tables(model, _MODEL_SUBGRAPHS)
     if len(graphs) != 1:
@@ -257,17 +277,30 @@ def _verify(buf: _Buffer) -> None:
     for i in outputs:
         if i not in available:
             raise _Bad(f"the graph's output {i} is never written")
+    metadata = {}
+    for entry in buf.tables(model, _MODEL_METADATA):
+        start, count = buf.vector(entry, _METADATA_NAME, 1)
+        try:
+            name = buf.data[start : start + count].decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Bad("a metadata entry's name is not UTF-8") from None
+        points_at = buf.scalar(entry, _METADATA_BUFFER, "<I")
+        if points_at >= len(spans):
+            raise _Bad(f"metadata {name!r} points at buffer {points_at} of {len(spans)}")
+        metadata[name] = spans[points_at]
+    return metadata
 
 
-def _buffer_bytes(buf: _Buffer, b: tuple[int, int, int]) -> bytes | None:
+def _buffer_span(buf: _Buffer, b: tuple[int, int, int]) -> tuple[int, int]:
+    """(start, end) of a buffer's data in the file ((0, 0) when it has none)."""
     offset = buf.scalar(b, _BUFFER_OFFSET, "<Q")
     if offset > 1:  # data kept after the flatbuffer
         size = buf.scalar(b, _BUFFER_SIZE, "<Q")
         if offset + size > buf.n:
             raise _Bad("a buffer lies outside the file")
-        return buf.data[offset : offset + size]
+        return offset, offset + size
     start, count = buf.vector(b, _BUFFER_DATA, 1)
-    return buf.data[start : start + count] if count else None
+    return (start, start + count) if count else (0, 0)
 
 
 def _opcode(buf: _Buffer, c: tuple[int, int, int]) -> tuple[str, int, int, int]:
@@ -313,7 +346,7 @@ def _check_quantization(buf: _Buffer, tt: tuple[int, int, int], t: _Tensor, k: i
         raise _Bad(f"tensor {k}: {scales} scales along dimension {dim} of shape {list(t.shape)}")
 
 
-def _check_shape_operand(data: bytes, t: _Tensor, op_name: str, n: int) -> None:
+def _check_shape_operand(data: bytes | memoryview, t: _Tensor, op_name: str, n: int) -> None:
     if t.type not in (2, 4):  # INT32, INT64
         raise _Bad(f"operator {n} ({op_name}) takes a shape of type {t.type}")
     values = np.frombuffer(data, dtype="<i4" if t.type == 2 else "<i8").astype(np.int64)

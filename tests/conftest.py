@@ -82,7 +82,8 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
         paths[kind].write_bytes(embed_card(blob, model_card(arch, int(model.count_params()), kind, {}, False)))
     # the Keras model's own map of the sample photo: what every converted file must reproduce
     from edgecrop.images import load_image
-    from edgecrop.preprocess import content_cells, to_input, to_probability
+    from edgecrop.postprocess import to_probability
+    from edgecrop.preprocess import content_cells, to_input
 
     pixels, place = to_input(load_image(SAMPLE).rgb, arch.spec())
     raw = model(pixels[None].astype(np.float32) / 255.0).numpy()[0, :, :, 0]

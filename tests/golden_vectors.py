@@ -18,7 +18,8 @@ from PIL import Image
 
 from edgecrop import CentrePrior, Cropper, ModelCard, ModelError, OutputCard
 from edgecrop.model import Quantization, input_table
-from edgecrop.preprocess import InputSpec, flip_average, layout, mix_centre_prior, to_probability
+from edgecrop.postprocess import postprocess
+from edgecrop.preprocess import InputSpec, flip_average, layout
 from edgecrop.registry import list_models
 from edgecrop.search import Boost, SearchOptions, find_crops, parse_aspects
 
@@ -175,9 +176,16 @@ def output_cases() -> list[dict]:
         if q_mirror is not None:  # the raw map of the mirrored input, averaged in as the card asks
             deq_mirror = ((q_mirror.astype(np.float32) - zp) * scale).astype(np.float32)
             deq = flip_average(deq.reshape(5, 6), deq_mirror.reshape(5, 6)).ravel()
-        prob = to_probability(deq.reshape(5, 6), kind, temperature)
-        if prior:
-            prob = mix_centre_prior(prob, *prior)
+        card = ModelCard(
+            name="t",
+            output=OutputCard(
+                kind=kind,
+                temperature=temperature,
+                centre_prior=CentrePrior(*prior) if prior else None,
+                flip_average=flip,
+            ),
+        )
+        prob = postprocess(deq.reshape(5, 6), card.output)
         out.append(
             {
                 "q": q.tolist(),
@@ -185,15 +193,7 @@ def output_cases() -> list[dict]:
                 "scale": scale,
                 "zero_point": zp,
                 "shape": [5, 6],
-                "card": ModelCard(
-                    name="t",
-                    output=OutputCard(
-                        kind=kind,
-                        temperature=temperature,
-                        centre_prior=CentrePrior(*prior) if prior else None,
-                        flip_average=flip,
-                    ),
-                ).to_json(),
+                "card": card.to_json(),
                 "dequantized": deq.tolist(),
                 "probability": prob.ravel().tolist(),
             }

@@ -73,5 +73,6 @@ def test_agreement_command_on_the_validation_sets(shared):
     proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0 and proc.stderr == ""
     lines = proc.stdout.splitlines()
-    assert lines[0] == "osie_val (4 photos, 1 random splits of the observers)" and len(lines) == 14
-    assert [line.split()[0] for line in lines[9:]] == ["16:9", "1:1", "4:5", "9:16", "mean"]
+    assert lines[0] == "osie_val (4 photos, 1 random splits of the observers)" and len(lines) == 21
+    assert lines[14] == "nus_scene_val (4 photos, 1 random splits of the observers)"
+    assert [line.split()[0] for line in lines[16:]] == ["16:9", "1:1", "4:5", "9:16", "mean"]

@@ -4,14 +4,16 @@ import numpy as np
 import pytest
 
 from edgecrop.backend import get_backend
-from edgecrop.tflite_metadata import ModelFormatError, read_metadata
+from edgecrop.errors import ModelError
+from edgecrop.model import read_card
+from edgecrop.tflite_verify import verify_model
 
 
-def test_metadata_reader_rejects_junk():
-    with pytest.raises(ModelFormatError):
-        read_metadata(b"1234TFL3" + b"\xff" * 8)
-    with pytest.raises(ModelFormatError, match="TFL3"):
-        read_metadata(b"not a model at all")
+def test_card_reader_verifies_first():
+    with pytest.raises(ModelError, match="outside the file"):
+        read_card(b"1234TFL3" + b"\xff" * 8, "junk")
+    with pytest.raises(ModelError, match="TFL3"):
+        read_card(b"not a model at all", "junk")
 
 
 @pytest.mark.convert
@@ -19,13 +21,11 @@ def test_embed_card_round_trip(tiny_models):
     from converters.tflite_edit import embed_card
     from edgecrop import CentrePrior, ModelCard, OutputCard
     from edgecrop.card import CARD_METADATA_NAME
-    from edgecrop.model import read_card
 
     data = tiny_models["int8"].read_bytes()
     card = ModelCard(name="second", output=OutputCard(kind="logits", centre_prior=CentrePrior(0.3, 0.25)))
     again = embed_card(data, card)
-    meta = read_metadata(again)
-    assert list(meta).count(CARD_METADATA_NAME) == 1
+    assert list(verify_model(again, "x").metadata_spans).count(CARD_METADATA_NAME) == 1
     assert read_card(again, "x") == card  # written into the .tflite metadata and read back, equal
     twice = embed_card(embed_card(again, ModelCard(name="third")), card)
     assert len(twice) == len(again)  # a replaced card leaves no orphan behind

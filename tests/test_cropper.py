@@ -62,7 +62,12 @@ def test_crop_result(cropper, sample_path):
         assert 0 < c.score <= 1 + 1e-6
     assert result.saliency.dtype == np.float32
     assert result.saliency.sum() == pytest.approx(1.0, abs=1e-4)
-    assert set(result.timings) >= {"decode", "preprocess", "inference", "search", "total"}
+    t = result.timings
+    assert 0 < t.decode + t.preprocess + t.inference + t.postprocess + t.search <= t.total
+    assert list(result.by_aspect()) == ["16:9", "1:1", "4:5", "9:16"] == [str(c.aspect) for c in result.crops]
+    assert result.by_aspect()["1:1"] == [result.best("1:1")] == [result.best(1.0)]
+    with pytest.raises(OptionError, match="no crop of ratio 3:2"):
+        result.best("3:2")
     # letterbox padding is cut: the map has the photo's aspect ratio
     h, w = result.saliency.shape
     assert abs(w / h - 512 / 600) < 0.1

@@ -54,7 +54,7 @@ def test_api_answers_and_refuses_clearly(server, sample_path):
     status, data = post(server, sample_path.read_bytes(), "?aspect=1:1&aspect=3:2&policy=twitter&top_k=3")
     assert status == 200 and (data["width"], data["height"]) == (512, 600)
     assert [c["aspect"] for c in data["crops"]] == ["1:1", "3:2"]
-    assert data["notes"] and "one crop per ratio" in data["notes"][0]
+    assert data["notes"][0] == "top_k applies to the saliency policy only, not twitter"
     assert data["photo"].startswith("data:image/jpeg;base64,") and data["heatmap"].startswith("data:image/png")
     assert post(server, b"GIF89a not really")[0] == 422
     status, data = post(server, b"\xff" * 100)
@@ -148,6 +148,8 @@ def test_page_in_a_real_browser(server, sample_path, tmp_path):
     try:
         wait = WebDriverWait(driver, 60)
         driver.get(server)
+        # before the first photo: no empty picture frames (broken-image icons), only the controls
+        assert not any(driver.find_element(By.ID, i).is_displayed() for i in ("photo", "heat"))
         driver.find_element(By.ID, "file").send_keys(str(sample_path))
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#stage .box")) == 4)
         wait.until(lambda d: d.find_element(By.ID, "heat").get_attribute("src").startswith("data:image/png"))

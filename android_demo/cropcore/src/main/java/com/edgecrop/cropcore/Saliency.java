@@ -1,6 +1,6 @@
 package com.edgecrop.cropcore;
 
-/** From the model's raw output to a probability map: edgecrop.model dequantisation and preprocess.to_probability. */
+/** From the model's raw output to a probability map: edgecrop.model dequantisation and edgecrop.postprocess. */
 public final class Saliency {
     private Saliency() {}
 
@@ -49,7 +49,7 @@ public final class Saliency {
         return p;
     }
 
-    /** edgecrop.preprocess.centre_prior_map: a centred Gaussian, sigma times each side, summing to 1. */
+    /** edgecrop.postprocess.centre_prior_map: a centred Gaussian, sigma times each side, summing to 1. */
     public static double[] centrePriorMap(int h, int w, double sigma) {
         double[] gy = new double[h], gx = new double[w], g = new double[h * w];
         for (int i = 0; i < h; i++) {
@@ -66,7 +66,7 @@ public final class Saliency {
         return g;
     }
 
-    /** edgecrop.preprocess.mix_centre_prior: (1 - weight) * p + weight * centre prior, renormalised. */
+    /** edgecrop.postprocess.mix_centre_prior: (1 - weight) * p + weight * centre prior, renormalised. */
     public static double[] mixCentrePrior(double[] p, int h, int w, double weight, double sigma) {
         if (weight <= 0) return p;
         double[] g = centrePriorMap(h, w, sigma), out = new double[p.length];
@@ -76,7 +76,7 @@ public final class Saliency {
         return out;
     }
 
-    /** The whole postprocess stage as the card says: to a probability map, then the card's centre prior. */
+    /** edgecrop.postprocess.postprocess: to a probability map as the card says, then the card's centre prior. */
     public static double[] postprocess(double[] values, int h, int w, ModelCard card) {
         double[] p = toProbability(values, card.output.kind, card.output.temperature);
         ModelCard.CentrePrior prior = card.output.centrePrior;
