@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from edgecrop import Cropper, CropperOptions
-from edgecrop.backend import get_backend
-from edgecrop.bench import make_inputs, sample_photo
+from edgecrop._backend import get_backend
+from edgecrop.apps.bench import make_inputs, sample_photo
 
 MAX_INT8_STEPS = 1
 ASPECTS = ("16:9", "1:1", "4:5", "9:16", "3:1")

@@ -22,7 +22,7 @@ from pathlib import Path
 from PIL import Image
 
 from edgecrop import Cropper, CropperOptions, Engine, SearchOptions
-from edgecrop.bench import machine, sample_photo
+from edgecrop.apps.bench import machine, sample_photo
 
 SIZES = {"12 MP JPEG": (4000, 3000), "800x600 JPEG": (800, 600)}
 _worker: Cropper | None = None

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from PIL import Image
 
 from edgecrop import Cropper
-from edgecrop.bench import machine, sample_photo
+from edgecrop.apps.bench import machine, sample_photo
 from edgecrop.images import load_image
 from edgecrop.preprocess import to_input
 

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 
-from edgecrop.bench import machine, sample_photo
+from edgecrop.apps.bench import machine, sample_photo
 
 KERNELS = (  # a process's first search with the kernels: importing Numba, then compiling or loading them
     "import time, numpy as np; from edgecrop.search import find_crops, SearchOptions, AspectRatio;"

@@ -25,7 +25,7 @@ import numpy; out.append(("import numpy", rss()))
 import PIL.Image; out.append(("import Pillow", rss()))
 import edgecrop; out.append(("import edgecrop (LiteRT wrapper)", rss()))
 from edgecrop import Cropper, CropperOptions, SearchOptions
-from edgecrop.bench import make_inputs
+from edgecrop.apps.bench import make_inputs
 folder = tempfile.mkdtemp()
 big = make_inputs(__import__("pathlib").Path(folder))["4000x3000.jpg"]
 out.append(("made the 12 MP test JPEG (not part of cropping)", rss()))

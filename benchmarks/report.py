@@ -1,6 +1,6 @@
 """This project's reading of a benchmark: its targets judged from the figures, the quality table, the plots.
 
-The measuring is the SDK's (``edgecrop.bench``, typed results); what the figures are held against, and
+The measuring is the SDK's (``edgecrop.apps.bench``, typed results); what the figures are held against, and
 the pictures, are this project's business and live here.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecrop.bench import STAGES, TIMED_INPUT, markdown
+from edgecrop.apps.bench import STAGES, TIMED_INPUT, markdown
 
 TARGETS = {  # name -> (description, lower is better?, bound)
     "int8_vs_teacher_speedup": ("int8 inference at least 50x faster than the teacher", False, 50.0),

@@ -24,9 +24,9 @@ from benchmarks import report
 from converters import paths
 from converters.evaluate import CROP_ASPECTS, Photo, evaluate_model, fixations_inside, validation_sets
 from edgecrop import SearchOptions, bench
+from edgecrop.apps.progress import progress
 from edgecrop.geometry import AspectRatio
-from edgecrop.progress import progress
-from edgecrop.registry import list_models
+from edgecrop.modelfile.registry import list_models
 
 REPO = Path(__file__).resolve().parents[1]
 OUR_INPUT = 256

@@ -105,8 +105,8 @@ def fit(model: bytes | Path | str, sets: dict[str, list[Photo]]) -> dict:
     raw = [m for n in names for m in raw_maps(model, sets[n])]
     with Cropper.from_model(model) as cropper:
         output = cropper.model.info.card.output
-    plain = CentrePrior(0.0, SIGMAS[0])
-    rows = photo_rows([postprocess(r, output, temperature=1.0, prior=plain) for r in raw], photos)
+    no_prior = CentrePrior(0.0, SIGMAS[0])
+    rows = photo_rows([postprocess(r, output, temperature=1.0, prior=no_prior) for r in raw], photos)
     baselines = {
         "n": np.array([r["n"] for r in rows], float),
         "centre": np.array([[r[f"centre_{a}"] for a in CROP_ASPECTS] for r in rows], float),

@@ -79,7 +79,8 @@ def _run_fastgaze(args) -> int:
         if args.size % STRIDE or args.size < STRIDE:
             raise ValueError(f"--size must be a positive multiple of {STRIDE}")
         variant = replace(variant, size=args.size)
-    calib, check = [], []
+    calib: list[Path] = []
+    check: list[Path] = []
     if args.calibration is None or args.check is None:
         shared = paths.shared_dir(args.shared)
         if (shared / "data").exists():

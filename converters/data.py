@@ -165,7 +165,7 @@ def make_example(sample: Sample, spec: InputSpec, rng: np.random.Generator | Non
         x0, y0 = rng.uniform(0, w - cw), rng.uniform(0, h - ch)
         box = (x0, y0, x0 + cw, y0 + ch)
         flip = rng.random() < 0.5
-    crop = image.crop(tuple(round(v) for v in box)) if rng is not None else image
+    crop = image.crop((round(box[0]), round(box[1]), round(box[2]), round(box[3]))) if rng is not None else image
     if rng is not None:
         crop = ImageEnhance.Brightness(crop).enhance(rng.uniform(0.7, 1.3))
         crop = ImageEnhance.Contrast(crop).enhance(rng.uniform(0.7, 1.3))

@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from edgecrop import Cropper
-from edgecrop.card import CentrePrior, InputCard, ModelCard, OutputCard, card_markdown
+from edgecrop import Cropper, read_card
 from edgecrop.images import load_image
-from edgecrop.model import read_card
+from edgecrop.modelfile.card import CentrePrior, InputCard, ModelCard, OutputCard, card_markdown
 from edgecrop.preprocess import InputSpec, OutputKind, to_input
 
 from . import paths

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecrop.card import InputCard, ModelCard, OutputCard
 from edgecrop.images import load_image
+from edgecrop.modelfile.card import InputCard, ModelCard, OutputCard
 from edgecrop.postprocess import to_probability
-from edgecrop.preprocess import InputSpec, content_cells, to_input
+from edgecrop.preprocess import InputSpec, OutputKind, Resize, content_cells, to_input
 from edgecrop.search import Policy
 
 from . import paths
@@ -62,7 +62,7 @@ class Variant:
     size: int = 1024  # square letterbox input, pixels (a multiple of 16)
 
     def spec(self, stride: int = STRIDE) -> InputSpec:
-        return InputSpec(self.size, self.size, self.size // stride, self.size // stride, "letterbox")
+        return InputSpec(self.size, self.size, self.size // stride, self.size // stride, Resize.LETTERBOX)
 
     def label(self) -> str:
         flips = ("flip" if self.flip else "noflip") + ("+T" if self.transpose else "")
@@ -94,7 +94,8 @@ def build_keras(vxm: VxmModel, variant: Variant, size: int | None = None):
     first = True
     for layer in vxm.layers:
         if layer.kind == "conv":
-            w = layer.weights[:, ::-1] if (first and bgr) else layer.weights  # BGR network: reorder input channels
+            weights = layer.need("weights")
+            w = weights[:, ::-1] if (first and bgr) else weights  # BGR network: reorder input channels
             if variant.flip:
                 w = w[:, :, ::-1, ::-1]
             if variant.transpose:
@@ -103,14 +104,15 @@ def build_keras(vxm: VxmModel, variant: Variant, size: int | None = None):
             k = w.shape[2]
             conv = layers.Conv2D(w.shape[0], k, padding="same", name=f"conv{layer.index}")
             x = conv(x)
-            conv.set_weights([np.ascontiguousarray(w.transpose(2, 3, 1, 0)), layer.bias])
+            conv.set_weights([np.ascontiguousarray(w.transpose(2, 3, 1, 0)), layer.need("bias")])
             x = _activation(layer, variant)(x)
         elif layer.kind == "pool":
             pool = layers.MaxPooling2D if variant.pool == "max" else layers.AveragePooling2D
             x = pool(2, name=f"pool{layer.index}")(x)
         else:
-            g = gaussian_kernel(layer.kernel_size, layer.std)
-            for axis, shape in (("v", (layer.kernel_size, 1)), ("h", (1, layer.kernel_size))):
+            size = layer.need("kernel_size")
+            g = gaussian_kernel(size, layer.need("std"))
+            for axis, shape in (("v", (size, 1)), ("h", (1, size))):
                 blur = layers.Conv2D(1, shape, padding="same", use_bias=False, trainable=False, name=f"blur{axis}")
                 x = blur(x)
                 blur.set_weights([g.reshape(*shape, 1, 1)])
@@ -136,7 +138,7 @@ def _activation(layer, variant: Variant):
 def normalised_input(pixels: np.ndarray, variant: Variant) -> np.ndarray:
     """(pixel - mean) / std as float32, batch of one: what the Keras model and calibration take."""
     mean, std, _ = NORMALISATIONS[variant.normalisation]
-    return ((pixels.astype(np.float32) - np.float32(mean)) / np.float32(std))[None]
+    return ((pixels.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32))[None]
 
 
 def model_card(vxm: VxmModel, variant: Variant, kind: str, checks: dict | None = None) -> ModelCard:
@@ -157,7 +159,10 @@ def model_card(vxm: VxmModel, variant: Variant, kind: str, checks: dict | None =
             channels="RGB (the network's BGR order is folded into its first layer)" if bgr else "RGB",
         ),
         output=OutputCard(
-            kind=variant.output, temperature=1.0, stride=stride_of(vxm), map=(spec.map_height, spec.map_width)
+            kind=OutputKind(variant.output),
+            temperature=1.0,
+            stride=stride_of(vxm),
+            map=(spec.map_height, spec.map_width),
         ),
         recommended_policy=Policy.TWITTER,
         quantization=kind,
@@ -204,7 +209,7 @@ def search(vxm: VxmModel, shared: Path, coarse: int, out: Path) -> list[dict]:
     val = photo_sets(shared)["osie_val"]
     fixations = load_fixations(shared / "data" / "osie")
     grid = [
-        Variant(n, a, p, f, o, 256)
+        Variant(n, a, p, f, output=o, size=256)
         for n, a, p, f, o in itertools.product(NORMALISATIONS, ACTIVATIONS_4, POOLS, (False, True), OUTPUTS)
     ]
     coarse_rows = score_variants(vxm, grid, val[:coarse], fixations)

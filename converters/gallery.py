@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from edgecrop.apps.render import drawn_box
 from edgecrop.geometry import AspectRatio, Box
-from edgecrop.render import drawn_box
 from edgecrop.search import SearchOptions, centred_window, find_crops
 
 from . import paths

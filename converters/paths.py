@@ -17,7 +17,7 @@ def shared_dir(explicit: str | os.PathLike | None = None) -> Path:
 
 def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
     """Caches and training runs (ignored by git): EDGECROP_CACHE or .cache/ in the checkout."""
-    return Path(explicit or os.environ.get("EDGECROP_CACHE", REPO / ".cache"))
+    return Path(explicit) if explicit else Path(os.environ.get("EDGECROP_CACHE", REPO / ".cache"))
 
 
 def teacher_model_path(shared: Path) -> Path:

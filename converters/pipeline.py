@@ -28,7 +28,7 @@ from pathlib import Path
 from . import calibrate, evaluate, export, paths, teacher
 from .data import photo_sets
 from .prune import run_pruning
-from .recipe import SHIPPED, Recipe
+from .recipe import PRETRAINED, SHIPPED, Recipe
 from .student import active_widths, flops
 from .train import load_training_data, run_refining, run_training, setup_logging
 
@@ -99,9 +99,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--shared")
     ap.add_argument("--out", type=Path, help="where the models go (default: models/, or WORK/models for --smoke)")
     ap.add_argument("--recipe", type=Path, help="a recipe JSON file (default: the shipped recipe)")
+    ap.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="the pretrained-trunk recipe (converters.recipe.PRETRAINED: ImageNet MobileNetV2 features, pruned)",
+    )
     ap.add_argument("--smoke", action="store_true", help="a few steps of every stage on a handful of photos")
     args = ap.parse_args(argv)
-    recipe = Recipe.from_json(args.recipe.read_text()) if args.recipe else SHIPPED
+    recipe = Recipe.from_json(args.recipe.read_text()) if args.recipe else PRETRAINED if args.pretrained else SHIPPED
     if args.smoke:
         recipe = recipe.smoke()
     out = args.out or (args.work / "models" if args.smoke else paths.REPO / "models")

@@ -19,14 +19,29 @@ import keras
 import numpy as np
 from keras import layers
 
-from edgecrop.preprocess import InputSpec
+from edgecrop.preprocess import InputSpec, Resize
 
 if TYPE_CHECKING:
     from .trunk import TrunkArchitecture
 
 
+class Stride4Map:
+    """What every student's input and output are: a square letterboxed (or stretched) input of
+    ``input_size`` pixels and a logit map at stride 4 (the readout_head's)."""
+
+    input_size: int
+    resize: str
+
+    @property
+    def map_size(self) -> int:
+        return self.input_size // 4
+
+    def spec(self) -> InputSpec:
+        return InputSpec(self.input_size, self.input_size, self.map_size, self.map_size, Resize(self.resize))
+
+
 @dataclass(frozen=True)
-class Architecture:
+class Architecture(Stride4Map):
     input_size: int = 256
     resize: str = "letterbox"
     stem: int = 16
@@ -52,13 +67,6 @@ class Architecture:
     def unit_widths(self) -> dict[str, int]:
         full = {"stem": self.stem, **{f"b{i}": w for i, (_, w) in enumerate(self.blocks)}, "readout": self.readout}
         return {k: self.widths.get(k, v) for k, v in full.items()}
-
-    @property
-    def map_size(self) -> int:
-        return self.input_size // 4
-
-    def spec(self) -> InputSpec:
-        return InputSpec(self.input_size, self.input_size, self.map_size, self.map_size, self.resize)
 
     def describe(self) -> str:
         return (
@@ -133,18 +141,24 @@ def build_student(arch: AnyArchitecture, masks: bool = True) -> keras.Model:
         x = unit(x, f"b{i}")
         if i in arch.taps:
             taps.append(x)
-    grid = arch.input_size // 8
+    out = readout_head(taps, arch.input_size, widths["readout"], unit)
+    return keras.Model(inp, out, name="edgecrop_student")
+
+
+def readout_head(taps: list, input_size: int, width: int, unit):
+    """The readout every student ends in: the taps resized to stride 8 and concatenated, a 1x1 readout
+    (``unit`` masks it for pruning), logits, the learned centre prior, bilinear x2 to a stride-4 map."""
+    grid = input_size // 8
     resized = [
         t if t.shape[1] == grid else layers.Resizing(grid, grid, "bilinear", name=f"up{j}")(t)
         for j, t in enumerate(taps)
     ]
     x = layers.Concatenate(name="concat")(resized)
-    x = layers.Conv2D(widths["readout"], 1, activation="relu", name="readout")(x)
+    x = layers.Conv2D(width, 1, activation="relu", name="readout")(x)
     x = unit(x, "readout")
     x = layers.Conv2D(1, 1, name="logits")(x)
     x = CentrePrior(name="prior")(x)
-    out = layers.Resizing(arch.map_size, arch.map_size, "bilinear", name="upsample")(x)
-    return keras.Model(inp, out, name="edgecrop_student")
+    return layers.Resizing(input_size // 4, input_size // 4, "bilinear", name="upsample")(x)
 
 
 def mask_layers(model: keras.Model) -> dict[str, ChannelMask]:

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from edgecrop.card import InputCard, ModelCard, OutputCard
 from edgecrop.images import load_image
 from edgecrop.model import SaliencyModel
+from edgecrop.modelfile.card import InputCard, ModelCard, OutputCard
 from edgecrop.postprocess import postprocess
 from edgecrop.preprocess import OutputKind, Resize
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import flatbuffers
 from ai_edge_litert import schema_py_generated as schema
 
-from edgecrop.card import CARD_METADATA_NAME, ModelCard
+from edgecrop.modelfile.card import CARD_METADATA_NAME, ModelCard
 
 
 def _load(data: bytes) -> schema.ModelT:

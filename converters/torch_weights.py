@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import io
 import pickle
+import pickletools
 import struct
 import zipfile
+import zlib
 from collections import OrderedDict
 from pathlib import Path
 from typing import IO, Any
@@ -21,6 +23,7 @@ from typing import IO, Any
 import numpy as np
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+MAX_FILE_BYTES = 1 << 30
 _STORAGES = {
     "FloatStorage": np.float32,
     "DoubleStorage": np.float64,
@@ -63,6 +66,8 @@ class _Tensor:
         need = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride)) + 1 if all(self.size) else 0
         if self.offset < 0 or any(s < 0 for s in self.stride) or need > data.size:
             raise WeightsError("a tensor reaches outside its storage")
+        if not self.size:  # a scalar
+            return np.array(data[self.offset])
         view = np.lib.stride_tricks.as_strided(
             data[self.offset :], shape=self.size, strides=[s * item for s in self.stride], writeable=False
         )
@@ -77,14 +82,54 @@ def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *_rest: A
     return _Tensor(storage, offset, size, stride)
 
 
-class _Unpickler(pickle.Unpickler):
+# what a pickled state dict is made of; anything else (BUILD, INST, OBJ, EXT*, LONG4 ...) is refused unread
+_OPCODES = frozenset(
+    """PROTO FRAME STOP MARK GLOBAL STACK_GLOBAL REDUCE BINPERSID NONE NEWTRUE NEWFALSE BININT BININT1 BININT2
+    LONG1 BINFLOAT BINUNICODE SHORT_BINUNICODE BINUNICODE8 SHORT_BINSTRING BINSTRING BINBYTES SHORT_BINBYTES
+    EMPTY_TUPLE TUPLE TUPLE1 TUPLE2 TUPLE3 EMPTY_LIST APPEND APPENDS EMPTY_DICT SETITEM SETITEMS
+    BINPUT LONG_BINPUT PUT BINGET LONG_BINGET GET MEMOIZE BUILD""".split()
+)
+_MAX_MEMO = 1 << 20  # a memo index asks the unpickler for a table that large: 2^31 would be 16 GB
+
+
+def _load(f: IO[bytes], storages: dict[str, _Storage]) -> Any:
+    """One pickle from ``f``, its opcodes checked (without running anything) before it is unpickled."""
+    start = f.tell()
+    for op, arg, _ in pickletools.genops(f):
+        if op.name not in _OPCODES:
+            raise WeightsError(f"pickle opcode {op.name} is not part of a state dict")
+        if op.name.endswith("PUT") and isinstance(arg, int) and not 0 <= arg < _MAX_MEMO:
+            raise WeightsError("a pickle memo index out of range")
+    f.seek(start)
+    return _Unpickler(f, storages).load()
+
+
+class _StateDict(OrderedDict):
+    """What ``collections.OrderedDict`` resolves to here: a pickle's BUILD may set attributes on it
+    (torch saves ``_metadata`` so), never on the real class."""
+
+
+class _Unpickler(pickle._Unpickler):  # the Python unpickler: its BUILD can be restricted (below)
+    stack: list[Any]
+
     def __init__(self, file: IO[bytes], storages: dict[str, _Storage]) -> None:
         super().__init__(file)
         self.storages = storages
 
+    def _build(self) -> None:
+        """BUILD only as a state dict uses it: plain attributes on a state dict or a tensor record."""
+        state = self.stack.pop()
+        target = self.stack[-1]
+        if not isinstance(target, (_StateDict, _Tensor)) or not isinstance(state, dict):
+            raise WeightsError("a pickle sets state on something that is not a state dict")
+        target.__dict__.update({str(k): v for k, v in state.items()})
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+    dispatch[pickle.BUILD[0]] = _build  # type: ignore[assignment]
+
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) == ("collections", "OrderedDict"):
-            return OrderedDict
+            return _StateDict
         if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
             return _rebuild_tensor
         if module == "torch" and name in _STORAGES:
@@ -111,13 +156,12 @@ def _state_dict(obj: Any) -> dict[str, np.ndarray]:
 
 
 def _read_legacy(f: IO[bytes]) -> dict[str, np.ndarray]:
-    safe = _Unpickler(f, {})  # the header pickles are plain values: the same refusal of globals applies
-    if safe.load() != LEGACY_MAGIC:
+    if _load(f, {}) != LEGACY_MAGIC:  # the header pickles are plain values, checked like the rest
         raise WeightsError("not a PyTorch weights file")
-    safe.load(), safe.load()  # protocol version, system info
+    _load(f, {}), _load(f, {})  # protocol version, system info
     storages: dict[str, _Storage] = {}
-    obj = _Unpickler(f, storages).load()
-    keys = _Unpickler(f, {}).load()
+    obj = _load(f, storages)
+    keys = _load(f, {})
     if not isinstance(keys, list):
         raise WeightsError("a malformed storage list")
     for key in keys:
@@ -126,9 +170,11 @@ def _read_legacy(f: IO[bytes]) -> dict[str, np.ndarray]:
         if storage is None or len(head) != 8:
             raise WeightsError("a storage is missing or truncated")
         (numel,) = struct.unpack("<q", head)
+        if numel != storage.numel:
+            raise WeightsError("a storage's size differs from its record")
         nbytes = numel * storage.dtype.itemsize
         raw = f.read(nbytes)
-        if numel != storage.numel or len(raw) != nbytes:
+        if len(raw) != nbytes:
             raise WeightsError("a storage is truncated")
         storage.data = np.frombuffer(raw, storage.dtype)
     return _state_dict(obj)
@@ -139,9 +185,11 @@ def _read_zip(z: zipfile.ZipFile) -> dict[str, np.ndarray]:
     pkl = next((n for n in names if n.endswith("/data.pkl") or n == "data.pkl"), None)
     if pkl is None:
         raise WeightsError("no data.pkl in the archive")
+    if z.getinfo(pkl).file_size > MAX_FILE_BYTES:  # the zip's own claim, checked before inflating
+        raise WeightsError("data.pkl is too large")
     root = pkl[: -len("data.pkl")]
     storages: dict[str, _Storage] = {}
-    obj = _Unpickler(io.BytesIO(z.read(pkl)), storages).load()
+    obj = _load(io.BytesIO(z.read(pkl)), storages)
     for key, storage in storages.items():
         member = f"{root}data/{key}"
         if member not in names or z.getinfo(member).file_size != storage.numel * storage.dtype.itemsize:
@@ -153,13 +201,33 @@ def _read_zip(z: zipfile.ZipFile) -> dict[str, np.ndarray]:
 def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     """{parameter name: array} of a ``.pth`` file; ``WeightsError`` for anything that is not one."""
     path = Path(path)
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise WeightsError(f"{path.name}: larger than {MAX_FILE_BYTES >> 20} MB")
+    # read whole and parsed from memory: a length field in the file can then ask for no more than is there
+    data = io.BytesIO(path.read_bytes())
     try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as z:
+        if zipfile.is_zipfile(data):
+            with zipfile.ZipFile(data) as z:
                 return _read_zip(z)
-        with open(path, "rb") as f:
-            return _read_legacy(f)
+        data.seek(0)  # is_zipfile read the end of it
+        return _read_legacy(data)
     except WeightsError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, struct.error, zipfile.BadZipFile) as e:
-        raise WeightsError(f"{path.name}: not a readable weights file ({type(e).__name__})") from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        OverflowError,
+        MemoryError,
+        RecursionError,
+        NotImplementedError,  # zip features Python does not read
+        RuntimeError,  # an encrypted zip member
+        zlib.error,
+        struct.error,
+        zipfile.BadZipFile,
+    ) as exc:
+        raise WeightsError(f"{path.name}: not a readable weights file ({type(exc).__name__})") from None

@@ -65,7 +65,7 @@ class Batches:
 
     pool = ThreadPoolExecutor(2)  # shared by every Batches: one pool for the whole process
 
-    def __init__(self, samples: list[Sample], arch: Architecture, batch_size: int):
+    def __init__(self, samples: list[Sample], arch: AnyArchitecture, batch_size: int):
         self.samples, self.spec, self.batch_size = samples, arch.spec(), batch_size
 
     def epoch(self, seed: int, augment: bool = True):
@@ -86,7 +86,7 @@ class Batches:
             yield batch(list(futures[k]))
 
 
-def evaluate_loss(model, samples: list[Sample], arch: Architecture, weights: LossWeights) -> dict[str, float]:
+def evaluate_loss(model, samples: list[Sample], arch: AnyArchitecture, weights: LossWeights) -> dict[str, float]:
     """Validation KL and NLL, and NSS and CC-to-teacher at map resolution, in one pass over the photos
     (fast figures for logs and the pruning curve; converters.evaluate is the reference)."""
     kls, nlls, nss, ccs = [], [], [], []
@@ -112,7 +112,7 @@ def evaluate_loss(model, samples: list[Sample], arch: Architecture, weights: Los
 
 def train(
     model,
-    arch: Architecture,
+    arch: AnyArchitecture,
     train_samples: list[Sample],
     val_samples: list[Sample],
     run: Path,
@@ -247,8 +247,9 @@ def run_training(
     tf.keras.utils.set_random_seed(recipe.seed)
     model = build_student(arch)
     if recipe.trunk and not widths:
-        from .trunk import load_pretrained, pretrained_state
+        from .trunk import TrunkArchitecture, load_pretrained, pretrained_state
 
+        assert isinstance(arch, TrunkArchitecture)
         load_pretrained(model, arch, pretrained_state())
     train_stage(recipe, model, arch, data, run, epochs or recipe.epochs, recipe.lr, recipe.loss, recipe.seed, "train")
     return model, arch

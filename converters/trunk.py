@@ -30,8 +30,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from edgecrop.preprocess import InputSpec
-
+from .student import Stride4Map
 from .torch_weights import read_state_dict
 
 # torchvision's MobileNetV2 (t, c, n, s): expansion, output width, repeats, first stride
@@ -55,7 +54,7 @@ def blocks() -> list[tuple[int, int, int, int]]:
 
 
 @dataclass(frozen=True)
-class TrunkArchitecture:
+class TrunkArchitecture(Stride4Map):
     """A truncated pretrained MobileNetV2 with the student's readout; ``widths`` are pruned unit widths."""
 
     family: str = "mobilenet_v2"
@@ -88,13 +87,6 @@ class TrunkArchitecture:
 
     def with_widths(self, widths: dict[str, int]) -> TrunkArchitecture:
         return replace(self, widths=dict(widths))
-
-    @property
-    def map_size(self) -> int:
-        return self.input_size // 4
-
-    def spec(self) -> InputSpec:
-        return InputSpec(self.input_size, self.input_size, self.map_size, self.map_size, self.resize)
 
     def describe(self) -> str:
         return (
@@ -147,7 +139,7 @@ def _stride2_pad(x, name: str):
 
 def build_trunk(arch: TrunkArchitecture, masks: bool = True) -> keras.Model:
     """The Keras network (randomly initialised; ``load_pretrained`` fills the trunk)."""
-    from .student import CentrePrior, ChannelMask
+    from .student import ChannelMask, readout_head
 
     w = arch.unit_widths()
 
@@ -173,34 +165,52 @@ def build_trunk(arch: TrunkArchitecture, masks: bool = True) -> keras.Model:
             x = layers.Add(name=f"f{i}_add")([block_in, x])
         if i in arch.taps:
             taps.append(x)
-    grid = arch.input_size // 8
-    resized = [
-        t if t.shape[1] == grid else layers.Resizing(grid, grid, "bilinear", name=f"up{j}")(t)
-        for j, t in enumerate(taps)
-    ]
-    x = layers.Concatenate(name="concat")(resized)
-    x = layers.Conv2D(w["readout"], 1, activation="relu", name="readout")(x)
-    x = unit(x, "readout")
-    x = layers.Conv2D(1, 1, name="logits")(x)
-    x = CentrePrior(name="prior")(x)
-    out = layers.Resizing(arch.map_size, arch.map_size, "bilinear", name="upsample")(x)
+    out = readout_head(taps, arch.input_size, w["readout"], unit)
     return keras.Model(inp, out, name="edgecrop_trunk_student")
 
 
 def _folded(state: dict[str, np.ndarray], conv: str, bn: str, depthwise: bool = False):
     """A torch conv + batch norm as one Keras kernel and bias."""
-    k = state[f"{conv}.weight"].astype(np.float32)
     scale = state[f"{bn}.weight"] / np.sqrt(state[f"{bn}.running_var"] + BN_EPS)
     bias = state[f"{bn}.bias"] - state[f"{bn}.running_mean"] * scale
-    k = k * scale[:, None, None, None]
+    k = (state[f"{conv}.weight"] * scale[:, None, None, None]).astype(np.float32)
     kernel = k.transpose(2, 3, 0, 1) if depthwise else k.transpose(2, 3, 1, 0)  # (kh, kw, C, 1) / (kh, kw, in, out)
     return kernel, bias.astype(np.float32)
+
+
+def state_shapes(arch: TrunkArchitecture) -> dict[str, tuple[int, ...]]:
+    """The torchvision state-dict entries the trunk reads, with their shapes (a stand-in file for smoke
+    runs is made from these; a real file is checked against them)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def conv_bn(conv: str, bn: str, shape: tuple[int, ...]) -> None:
+        shapes[f"{conv}.weight"] = shape
+        for part in ("weight", "bias", "running_mean", "running_var"):
+            shapes[f"{bn}.{part}"] = (shape[0],)
+
+    conv_bn("features.0.0", "features.0.1", (32, 3, 3, 3))
+    prev = 32
+    for i, t, c, _ in arch.kept_blocks():
+        p, hidden = f"features.{i}.conv", prev * t
+        if t == 1:
+            conv_bn(f"{p}.0.0", f"{p}.0.1", (hidden, 1, 3, 3))
+            conv_bn(f"{p}.1", f"{p}.2", (c, hidden, 1, 1))
+        else:
+            conv_bn(f"{p}.0.0", f"{p}.0.1", (hidden, prev, 1, 1))
+            conv_bn(f"{p}.1.0", f"{p}.1.1", (hidden, 1, 3, 3))
+            conv_bn(f"{p}.2", f"{p}.3", (c, hidden, 1, 1))
+        prev = c
+    return shapes
 
 
 def load_pretrained(model: keras.Model, arch: TrunkArchitecture, state: dict[str, np.ndarray]) -> None:
     """Fill the trunk of an unpruned ``build_trunk`` model with torchvision MobileNetV2 weights."""
     if arch.widths:
         raise ValueError("pretrained weights load into the unpruned trunk only")
+    for key, shape in state_shapes(arch).items():
+        if key not in state or state[key].shape != shape:
+            found = "missing" if key not in state else f"of shape {state[key].shape}"
+            raise ValueError(f"not MobileNetV2 weights: {key} is {found}, expected {shape}")
     kernel, bias = _folded(state, "features.0.0", "features.0.1")
     # the input normalisation (x - mean) / std folded in: the network takes [0, 1] pixels
     bias = bias - np.einsum("hwio,i->o", kernel, IMAGENET_MEAN / IMAGENET_STD)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,13 @@ class Layer:
     def kind(self) -> str:
         return {LAYER_CONV: "conv", LAYER_POOL: "pool", LAYER_BLUR: "blur"}[self.type]
 
+    def need(self, name: str) -> Any:
+        """A field this layer's kind must have (a VxmError when it is missing)."""
+        value = getattr(self, name)
+        if value is None:
+            raise VxmError(f"layer {self.index} ({self.kind}): no {name}")
+        return value
+
 
 @dataclass(frozen=True)
 class VxmModel:
@@ -62,7 +70,7 @@ class VxmModel:
         lines = []
         for layer in self.layers:
             if layer.kind == "conv":
-                o, i, kh, kw = layer.weights.shape
+                o, i, kh, kw = layer.need("weights").shape
                 extra = f" alpha={layer.alpha:.4f}" if layer.alpha is not None else ""
                 lines.append(f"{layer.index:>2} conv {kh}x{kw} {i}->{o} act={layer.act}{extra}")
             elif layer.kind == "pool":
@@ -166,7 +174,7 @@ def read_vxm(source: str | Path | bytes) -> VxmModel:
         raise VxmError(f"layerCount missing or implausible: {count!r}")
     layers = [_layer(i, values) for i in range(count)]
     _check_chain(layers)
-    return VxmModel(layers, int(values.get("modelType", -1)), values)
+    return VxmModel(layers, _int(values.get("modelType", -1), "modelType"), values)
 
 
 def _layer(i: int, values: dict[str, object]) -> Layer:
@@ -180,7 +188,7 @@ def _layer(i: int, values: dict[str, object]) -> Layer:
     if kind == LAYER_POOL:
         return Layer(i, kind, pool=_int(get("Pool"), f"{i}Pool"))
     if kind == LAYER_BLUR:
-        return Layer(i, kind, kernel_size=_int(get("KernelSize"), f"{i}KernelSize"), std=float(get("Std")))
+        return Layer(i, kind, kernel_size=_int(get("KernelSize"), f"{i}KernelSize"), std=_float(get("Std"), f"{i}Std"))
     w, b, alpha = get("w"), get("b"), get("alpha")
     if not isinstance(w, np.ndarray) or w.ndim != 4 or not isinstance(b, np.ndarray) or b.shape != (w.shape[0],):
         raise VxmError(f"layer {i}: weights/bias are not an out x in x kh x kw tensor and a matching vector")
@@ -202,18 +210,24 @@ def _int(value: object, name: str) -> int:
     return value
 
 
+def _float(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise VxmError(f"{name}: not a number")
+    return float(value)
+
+
 def _check_chain(layers: list[Layer]) -> None:
     """Each convolution takes the previous one's channels; RGB in, one map out, blur last."""
     channels = 3
     for layer in layers:
         if layer.kind == "conv":
-            out_c, in_c, kh, kw = layer.weights.shape
+            out_c, in_c, kh, kw = layer.need("weights").shape
             if in_c != channels or kh != kw or kh % 2 == 0:
                 raise VxmError(
                     f"layer {layer.index}: {kh}x{kw} kernel over {in_c} channels, expected odd square over {channels}"
                 )
             channels = out_c
-        elif layer.kind == "blur" and (layer.kernel_size is None or layer.kernel_size % 2 == 0 or layer.std <= 0):
+        elif layer.kind == "blur" and (layer.need("kernel_size") % 2 == 0 or layer.need("std") <= 0):
             raise VxmError(f"layer {layer.index}: blur needs an odd kernel and a positive std")
     if channels != 1:
         raise VxmError(f"the network ends with {channels} channels, not one saliency map")
@@ -240,16 +254,16 @@ def write_vxm(layers: list[Layer], model_type: int = 2) -> bytes:
     for layer in layers:
         i = layer.index
         if layer.kind == "conv":
-            put_int(f"{i}Act", layer.act)
-            put_tensor(f"{i}b", layer.bias)
-            put_tensor(f"{i}w", layer.weights)
+            put_int(f"{i}Act", layer.need("act"))
+            put_tensor(f"{i}b", layer.need("bias"))
+            put_tensor(f"{i}w", layer.need("weights"))
             if layer.alpha is not None:
                 put_tensor(f"{i}alpha", np.array([layer.alpha]))
         elif layer.kind == "pool":
-            put_int(f"{i}Pool", layer.pool)
+            put_int(f"{i}Pool", layer.need("pool"))
         else:
-            put_int(f"{i}KernelSize", layer.kernel_size)
-            put_int(f"{i}Std", int(layer.std))
+            put_int(f"{i}KernelSize", layer.need("kernel_size"))
+            put_int(f"{i}Std", int(layer.need("std")))
         put_int(f"{i}Type", layer.type)
     put_int("layerCount", len(layers))
     put_int("modelType", model_type)

@@ -7,8 +7,7 @@ with Cropper() as cropper:
 
 __version__ = "0.1.0"
 
-from .card import CentrePrior, InputCard, ModelCard, OutputCard  # noqa: E402
-from .cropper import DEFAULT_ASPECTS, Cropper, CropperOptions, CropResult, crop  # noqa: E402
+from .cropper import DEFAULT_ASPECTS, Cropper, CropperOptions, CropResult, Timings, crop  # noqa: E402
 from .errors import (  # noqa: E402
     BackendError,
     DelegateError,
@@ -20,7 +19,11 @@ from .errors import (  # noqa: E402
 )
 from .geometry import AspectRatio, Box  # noqa: E402
 from .images import load_image  # noqa: E402
-from .model import SaliencyModel  # noqa: E402
+from .model import RawMap, SaliencyModel  # noqa: E402
+from .modelfile.card import CentrePrior, InputCard, ModelCard, OutputCard  # noqa: E402
+from .modelfile.registry import list_models  # noqa: E402
+from .modelfile.verify import read_card  # noqa: E402
+from .postprocess import postprocess  # noqa: E402
 from .preprocess import OutputKind, Resize  # noqa: E402
 from .search import Boost, Crop, Engine, Policy, SearchOptions, find_crops  # noqa: E402
 
@@ -48,9 +51,14 @@ __all__ = [
     "OutputKind",
     "Policy",
     "Resize",
+    "RawMap",
     "SaliencyModel",
     "SearchOptions",
+    "Timings",
     "crop",
     "find_crops",
+    "list_models",
     "load_image",
+    "postprocess",
+    "read_card",
 ]

@@ -30,9 +30,9 @@ from .errors import EdgecropError, OptionError
 from .geometry import AspectRatio
 from .images import DEFAULT_MAX_PIXELS, ImageSource, LoadedImage, load_image
 from .model import ModelSource, SaliencyModel
+from .modelfile.registry import resolve_model
 from .postprocess import postprocess
 from .preprocess import decode_size
-from .registry import resolve_model
 from .search import Crop, SearchOptions, find_crops, parse_aspects
 
 DEFAULT_ASPECTS = ("16:9", "1:1", "4:5", "9:16")

@@ -21,11 +21,11 @@ from typing import Union
 import numpy as np
 from PIL import Image
 
-from .backend import get_backend, load_delegate
-from .card import CARD_METADATA_NAME, ModelCard
+from ._backend import get_backend, load_delegate
 from .errors import ModelError
+from .modelfile.card import ModelCard
+from .modelfile.verify import verify_model
 from .preprocess import InputSpec, Layout, content_cells, flip_average, mirrored, to_input
-from .tflite_verify import VerifiedModel, verify_model
 
 ModelSource = Union[str, os.PathLike, bytes, bytearray]
 
@@ -66,22 +66,6 @@ class RawMap:
     inference_s: float
 
 
-def read_card(data: bytes, name: str) -> ModelCard:
-    """The card embedded in a model's metadata, or the default card; the file is verified first (a bad
-    file or a bad card is a ModelError)."""
-    return _card(verify_model(data, name), name)
-
-
-def _card(model: VerifiedModel, name: str) -> ModelCard:
-    text = model.metadata(CARD_METADATA_NAME)
-    if text is None:
-        return ModelCard.default(name)
-    try:
-        return ModelCard.from_json(text)
-    except ModelError as exc:
-        raise ModelError(f"{name}: {exc}") from None
-
-
 def _quant(detail: dict) -> Quantization:
     scale, zero = detail.get("quantization", (0.0, 0))
     return Quantization(float(scale), int(zero), np.dtype(detail["dtype"]))
@@ -101,7 +85,7 @@ class SaliencyModel:
     ):
         data, name = _read_model(model, name)
         self.data = data  # the model's bytes: workers of a batch each load their own interpreter from them
-        card = _card(verify_model(data, name), name)  # verified before the runtime sees a byte of it
+        card = verify_model(data, name).card(name)  # verified before the runtime sees a byte of it
         delegates = [load_delegate(delegate, delegate_options)] if delegate else None
         self.delegate = delegate
         try:

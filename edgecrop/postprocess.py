@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .card import CentrePrior, OutputCard
+from .modelfile.card import CentrePrior, OutputCard
 from .preprocess import OutputKind
 
 

@@ -3,8 +3,8 @@
 Everything about choosing crops lives here (the Java core keeps the same names in CropSearch):
 ``SearchOptions`` and ``Policy`` say how, ``find_crops`` does it, a ``Crop`` is a box with the parts
 of its score. Two engines give the same boxes and scores, bit for bit (``Engine``): Numba kernels
-(``search_numba``: every option, fast once compiled, the compile cached on disk) and NumPy
-(``search_numpy``: the best window only, nothing to compile or import). By default a process searches
+(``_search_numba``: every option, fast once compiled, the compile cached on disk) and NumPy
+(``_search_numpy``: the best window only, nothing to compile or import). By default a process searches
 with NumPy until that has cost it as much as compiling would (ski rental), then with the kernels: one
 photo is cropped at once, a batch at full speed.
 
@@ -321,15 +321,15 @@ def search(
         scales = [i * step + 1.0 for i in range(n - 1)] + [min_scale]
     sizes = np.array([largest_window(width, height, ratio, s) for s in scales], dtype=np.int64)
     if _LEDGER.choose(engine, top_k) is Engine.NUMPY:
-        from . import search_numpy
+        from . import _search_numpy
 
         t = time.perf_counter()
-        rows = search_numpy.best_windows(sat, width, height, sizes, area_cost)
+        rows = _search_numpy.best_windows(sat, width, height, sizes, area_cost)
         _LEDGER.paid(time.perf_counter() - t, engine)
     else:
-        from . import search_numba
+        from . import _search_numba
 
-        rows = search_numba.best_windows(sat, width, height, sizes, area_cost, top_k, nms_iou)
+        rows = _search_numba.best_windows(sat, width, height, sizes, area_cost, top_k, nms_iou)
         _LEDGER.compiled = True
     return [Scored(Box(int(x), int(y), int(w), int(h)), float(score)) for x, y, w, h, score in rows]
 

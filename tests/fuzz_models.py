@@ -16,8 +16,8 @@ import sys
 import numpy as np
 
 from edgecrop import EdgecropError, SaliencyModel
-from edgecrop.registry import resolve_model
-from edgecrop.tflite_verify import _BUFFER_DATA, _MODEL_BUFFERS, _Buffer
+from edgecrop.modelfile.registry import resolve_model
+from edgecrop.modelfile.verify import _BUFFER_DATA, _MODEL_BUFFERS, _Buffer
 
 
 def weight_ranges(data: bytes) -> list[tuple[int, int]]:

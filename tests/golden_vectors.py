@@ -18,9 +18,9 @@ from PIL import Image
 
 from edgecrop import CentrePrior, Cropper, ModelCard, ModelError, OutputCard
 from edgecrop.model import Quantization, input_table
+from edgecrop.modelfile.registry import list_models
 from edgecrop.postprocess import postprocess
 from edgecrop.preprocess import InputSpec, flip_average, layout
-from edgecrop.registry import list_models
 from edgecrop.search import Boost, SearchOptions, find_crops, parse_aspects
 
 REPO = Path(__file__).resolve().parents[1]

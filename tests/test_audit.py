@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from edgecrop import AspectRatio, Cropper, Policy
-from edgecrop.audit import (
+from edgecrop.apps.audit import (
     PairOutcome,
     face_outcomes,
     faces_markdown,

@@ -9,9 +9,9 @@ import sys
 import pytest
 
 from benchmarks import report
-from edgecrop import bench
-from edgecrop.cli import main
-from edgecrop.registry import resolve_model
+from edgecrop.apps import bench
+from edgecrop.apps.cli import main
+from edgecrop.modelfile.registry import resolve_model
 
 
 def test_bench_command_writes_results(tmp_path, capsys):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from edgecrop import Cropper
-from edgecrop.cli import main, parse_focus
+from edgecrop.apps.cli import main, parse_focus
 from edgecrop.search import centred_window, most_salient_point
 
 
@@ -123,7 +123,7 @@ def test_module_entry_point_and_info(sample_path):
 
 
 def test_import_never_loads_tensorflow():
-    code = "import sys, edgecrop, edgecrop.cli; print('tensorflow' in sys.modules)"
+    code = "import sys, edgecrop, edgecrop.apps.cli; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
@@ -131,5 +131,5 @@ def test_import_never_loads_tensorflow():
 def test_info_shows_the_default_models_crop_scores_with_their_interval():
     proc = run("info")
     assert proc.returncode == 0 and proc.stderr == ""
-    osie = next(line for line in proc.stdout.splitlines() if "OSIE val: NSS" in line and "interval" in line)
+    osie = next(line for line in proc.stdout.splitlines() if "osie_val: NSS" in line and "interval" in line)
     assert "of the way from the centre crop to the best (95% interval +" in osie

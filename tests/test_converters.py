@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from edgecrop.backend import get_backend
+from edgecrop import read_card
+from edgecrop._backend import get_backend
 from edgecrop.errors import ModelError
-from edgecrop.model import read_card
-from edgecrop.tflite_verify import verify_model
+from edgecrop.modelfile.verify import verify_model
 
 
 def test_card_reader_verifies_first():
@@ -20,7 +20,7 @@ def test_card_reader_verifies_first():
 def test_embed_card_round_trip(tiny_models):
     from converters.tflite_edit import embed_card
     from edgecrop import CentrePrior, ModelCard, OutputCard
-    from edgecrop.card import CARD_METADATA_NAME
+    from edgecrop.modelfile.card import CARD_METADATA_NAME
 
     data = tiny_models["int8"].read_bytes()
     card = ModelCard(name="second", output=OutputCard(kind="logits", centre_prior=CentrePrior(0.3, 0.25)))
@@ -146,7 +146,7 @@ def test_pipeline_smoke(tmp_path, shared):
     """A few steps of every stage on a handful of photos: teacher, train, prune, export, evaluate."""
     from converters.pipeline import main
     from converters.recipe import SHIPPED
-    from edgecrop.model import read_card
+    from edgecrop import read_card
 
     report = main(["--smoke", "--work", str(tmp_path), "--shared", str(shared)])
     model = tmp_path / "models" / "edgecrop_int8.tflite"

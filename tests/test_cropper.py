@@ -21,11 +21,11 @@ from edgecrop import (
     SearchOptions,
     crop,
 )
-from edgecrop.backend import DelegateError, get_backend
+from edgecrop._backend import DelegateError, get_backend
 from edgecrop.geometry import largest_window
 from edgecrop.model import SaliencyModel
+from edgecrop.modelfile.registry import DEFAULT_MODEL, list_models, resolve_model
 from edgecrop.preprocess import mirrored
-from edgecrop.registry import DEFAULT_MODEL, list_models, resolve_model
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +194,7 @@ def test_flip_average_is_the_mean_of_the_photo_and_its_mirror(tiny_models):
     from dataclasses import replace
 
     from converters.tflite_edit import embed_card
-    from edgecrop.model import read_card
+    from edgecrop import read_card
 
     data = tiny_models["int8"].read_bytes()
     card = read_card(data, "tiny")
@@ -221,7 +221,7 @@ def test_float_input_of_the_same_values_keeps_its_table(tiny_models):
     from dataclasses import replace
 
     from converters.tflite_edit import embed_card
-    from edgecrop.model import read_card
+    from edgecrop import read_card
 
     data = tiny_models["float32"].read_bytes()
     card = read_card(data, "tiny")

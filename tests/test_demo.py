@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from edgecrop import Cropper
-from edgecrop.demo import MAX_UPLOAD, serve
+from edgecrop.apps.demo import MAX_UPLOAD, serve
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 

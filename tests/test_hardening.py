@@ -18,9 +18,9 @@ import pytest
 from PIL import Image, ImageCms
 
 from edgecrop import Cropper, ModelError, OutputError, crop
-from edgecrop.cli import expand_inputs
-from edgecrop.output import OutputWriter
-from edgecrop.registry import resolve_model
+from edgecrop.apps.cli import expand_inputs
+from edgecrop.apps.output import OutputWriter
+from edgecrop.modelfile.registry import resolve_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,7 +53,7 @@ NO_CACHE_LOCATION = """
 import numba.core.caching as c
 c.CacheImpl._locator_classes = []   # as for a service account: nowhere Numba may write
 import sys
-from edgecrop.cli import main
+from edgecrop.apps.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -77,7 +77,7 @@ class Broken(ImageFile.ImageFile):
         raise TypeError("Missing dimensions")   # what a corrupt TIFF or AVIF does
 Image.register_open("BROKEN", Broken, lambda prefix: prefix.startswith(b"BROKEN"))
 import sys
-from edgecrop.cli import main
+from edgecrop.apps.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -273,7 +273,7 @@ def _batch(tmp_path: Path, n: int = 12) -> Path:
 WITH_SIGINT = """
 import signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)
-from edgecrop.cli import main
+from edgecrop.apps.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -366,7 +366,7 @@ def test_two_writers_never_both_write_one_name(tmp_path, photo):
 
 
 def test_heatmap_colours_by_ratio_and_legend_scales(tmp_path):
-    from edgecrop.render import _legend, ratio_colours
+    from edgecrop.apps.render import _legend, ratio_colours
     from edgecrop.search import SearchOptions
 
     with Cropper() as c:

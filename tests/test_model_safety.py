@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from edgecrop import ModelError
-from edgecrop.registry import list_models, resolve_model
-from edgecrop.tflite_verify import OPERATORS, verify_model
+from edgecrop.modelfile.registry import list_models, resolve_model
+from edgecrop.modelfile.verify import OPERATORS, verify_model
 
 schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
 

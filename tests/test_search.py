@@ -278,7 +278,7 @@ def test_aspects_one_or_many():
 KERNEL_RUN = """
 import json, numpy as np
 from edgecrop.search import find_crops, SearchOptions, AspectRatio
-from edgecrop.search_numba import candidates, score_windows, alternatives
+from edgecrop._search_numba import candidates, score_windows, alternatives
 m = np.random.default_rng(0).random((48, 64))
 find_crops(m, 4000, 3000, [AspectRatio(16, 9)], SearchOptions(top_k=2, min_scale=0.8))
 print(json.dumps({f.__name__: [sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses.values())]
@@ -303,7 +303,7 @@ def test_kernels_compile_once_then_load_from_the_disk_cache(tmp_path):
 
 ONE_PHOTO = """
 import contextlib, io, json, sys
-from edgecrop.cli import main
+from edgecrop.apps.cli import main
 with contextlib.redirect_stdout(io.StringIO()) as out:
     code = main(["crop", sys.argv[1], "--json"])
 print(json.dumps([code, json.loads(out.getvalue())["crops"][0]["width"], sorted(

@@ -23,17 +23,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import __version__
-from .backend import delegate_library, get_backend
-from .card import card_summary
-from .cropper import DEFAULT_ASPECTS, Cropper, CropperOptions, CropResult
-from .errors import BackendError, EdgecropError, ImageError, OptionError, OutputError
-from .images import LoadedImage, load_image, picture_to_show
+from .. import __version__
+from .._backend import delegate_library, get_backend
+from ..cropper import DEFAULT_ASPECTS, Cropper, CropperOptions, CropResult
+from ..errors import BackendError, EdgecropError, ImageError, OptionError, OutputError
+from ..images import LoadedImage, load_image, picture_to_show
+from ..modelfile.registry import DEFAULT_MODEL, list_models
+from ..search import Boost, Policy, SearchOptions, parse_aspects, short_ratios
+from .info import card_summary
 from .output import SAVE_FORMATS, OutputWriter
 from .progress import progress
-from .registry import DEFAULT_MODEL, list_models
 from .render import overlay
-from .search import Boost, Policy, SearchOptions, parse_aspects, short_ratios
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif", ".heic"}
 HEATMAP_MAX_SIDE = 1600  # heatmaps are pictures to look at: the photo at its size, or scaled to fit this
@@ -149,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true")
     info.set_defaults(run=_run_info)
 
-    audit = sub.add_parser("audit", help="measure what the cropper does to people (see edgecrop.audit)")
+    audit = sub.add_parser("audit", help="measure what the cropper does to people (see edgecrop.apps.audit)")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     audit_common = argparse.ArgumentParser(add_help=False)
     audit_common.add_argument("--out-dir", type=Path, required=True, help="writes audit.json, audit.md, audit.png")
@@ -181,7 +181,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=7860)
     demo.set_defaults(run=_run_demo)
 
-    bench = sub.add_parser("bench", help="latency benchmark on this device (see edgecrop.bench)")
+    bench = sub.add_parser("bench", help="latency benchmark on this device (see edgecrop.apps.bench)")
     bench.add_argument("--model", action="append", help="bundled name or .tflite (repeatable; default: all bundled)")
     bench.add_argument("--threads", type=int, action="append", help="thread counts (repeatable; default 1 and 2)")
     bench.add_argument("--repeats", type=int, default=10, help="timed runs per figure, after a warm-up")

@@ -26,11 +26,11 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image
 
-from .cropper import Cropper
-from .errors import ImageError, OptionError, OutputError
-from .geometry import AspectRatio
+from ..cropper import Cropper
+from ..errors import ImageError, OptionError, OutputError
+from ..geometry import AspectRatio
+from ..search import Crop, Policy, SearchOptions, find_crops
 from .output import OutputWriter
-from .search import Crop, Policy, SearchOptions, find_crops
 
 SQUARE = 512  # each photo of a pair, as a square of this side
 BOOTSTRAP = 2000

@@ -6,10 +6,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._resources import bundled_dir
+from .._resources import bundled_dir
+from ..errors import ModelError
 from .card import ModelCard
-from .errors import ModelError
-from .model import read_card
+from .verify import read_card
 
 DEFAULT_MODEL = "edgecrop_int8"
 

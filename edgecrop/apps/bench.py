@@ -34,12 +34,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ._resources import sample_photo
-from .cropper import Cropper, CropperOptions
-from .errors import OutputError
-from .images import load_image
-from .model import ModelSource
-from .search import Engine, SearchOptions
+from .._resources import sample_photo
+from ..cropper import Cropper, CropperOptions
+from ..errors import OutputError
+from ..images import load_image
+from ..model import ModelSource
+from ..search import Engine, SearchOptions
 
 INPUTS = {"800x600.jpg": (800, 600), "4000x3000.jpg": (4000, 3000), "3000x2000.png": (3000, 2000)}
 TIMED_INPUT = "800x600.jpg"  # the size of the OSIE photos the quality is measured on
@@ -217,7 +217,7 @@ def smartcrop_ms(path: Path, repeats: int) -> Timing | None:
 def machine() -> dict[str, str]:
     import numba
 
-    from .backend import get_backend
+    from .._backend import get_backend
 
     cpu = platform.processor() or platform.machine()
     if Path("/proc/cpuinfo").exists():

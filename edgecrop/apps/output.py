@@ -18,7 +18,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image
 
-from .errors import OutputError
+from ..errors import OutputError
 
 SAVE_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp"}
 _CARRIES_METADATA = {"JPEG", "PNG", "WEBP", "TIFF"}  # formats that keep an ICC profile and EXIF

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .geometry import Box
-from .search import Boost, Crop
+from ..geometry import Box
+from ..search import Boost, Crop
 
 # A perceptual dark-to-bright colour ramp (black, purple, red, orange, yellow), 5 stops.
 _STOPS = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float64)

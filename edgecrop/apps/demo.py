@@ -22,12 +22,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
-from ._resources import sample_photo
-from .cropper import DEFAULT_ASPECTS, Cropper
-from .errors import EdgecropError, ImageError, OptionError
-from .images import picture_to_show
+from .._resources import sample_photo
+from ..cropper import DEFAULT_ASPECTS, Cropper
+from ..errors import EdgecropError, ImageError, OptionError
+from ..images import picture_to_show
+from ..search import Boost, SearchOptions, parse_aspects, shortfalls
 from .render import colourise, ratio_colours
-from .search import Boost, SearchOptions, parse_aspects, shortfalls
 
 MAX_UPLOAD = 25 * 1024 * 1024
 SHOWN_SIDE = 1200  # the photo is sent back at most this large: a page, not an archive
@@ -90,7 +90,7 @@ def make_handler(cropper: Cropper, lock: threading.Lock) -> type[BaseHTTPRequest
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             path = urlsplit(self.path).path
             if path == "/":
-                page = resources.files("edgecrop").joinpath("demo_page.html").read_bytes()
+                page = resources.files("edgecrop.apps").joinpath("demo_page.html").read_bytes()
                 self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
             elif path == "/sample.jpg":
                 self._send(HTTPStatus.OK, sample_photo().read_bytes(), "image/jpeg")

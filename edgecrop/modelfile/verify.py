@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
+from .card import CARD_METADATA_NAME, ModelCard
 
 MAX_ELEMENTS = 1 << 26  # one tensor: 64 M elements (a 4096 x 4096 x 4 map)
 MAX_TOTAL_BYTES = 1 << 31  # every tensor together
@@ -190,6 +191,21 @@ class VerifiedModel:
         """The bytes of one metadata entry (None when the model has none of that name)."""
         span = self.metadata_spans.get(name)
         return None if span is None else self.data[span[0] : span[1]]
+
+    def card(self, name: str) -> ModelCard:
+        """The model card in the metadata, or the default card (named ``name``) when there is none."""
+        text = self.metadata(CARD_METADATA_NAME)
+        if text is None:
+            return ModelCard.default(name)
+        try:
+            return ModelCard.from_json(text)
+        except ModelError as exc:
+            raise ModelError(f"{name}: {exc}") from None
+
+
+def read_card(data: bytes, name: str) -> ModelCard:
+    """The card embedded in a model file, the file verified first (a bad file or card is a ModelError)."""
+    return verify_model(data, name).card(name)
 
 
 # schema.fbs field numbers
