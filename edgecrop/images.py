@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -85,13 +84,12 @@ def load_image(
     if isinstance(source, Image.Image):
         min_size = None  # the caller's image: never change how it decodes
     try:
-        img = _open(source, name)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return _decode(img, name, min_size, max_pixels, convert)
+        # the limit is ``max_pixels``, checked in _decode on the declared size before any pixel is decoded:
+        # decided the same way whatever runs beside it (warning filters are process-wide: not used here)
+        return _decode(_open(source, name), name, min_size, max_pixels, convert)
     except ImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise ImageError(name, f"too many pixels (decompression bomb?): {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a decoder plugin may raise anything: it is this image's error
         raise ImageError(name, f"cannot decode image ({type(exc).__name__}: {exc})") from None

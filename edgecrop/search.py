@@ -128,6 +128,7 @@ _LEDGER = _Ledger()
 
 
 MAX_SCALE_STEPS = 64
+MAX_ASPECTS = 64  # ratios in one call: with top_k and min_scale, what a call may ask of the search is bounded
 MAX_TOP_K = 64
 MAX_BOOST_WEIGHT = 1e6
 
@@ -351,9 +352,13 @@ def centred_window(cx: float, cy: float, width: int, height: int, ratio: float) 
 
 def parse_aspects(aspects: str | float | AspectRatio | Sequence[str | float | AspectRatio]) -> list[AspectRatio]:
     """One ratio or several, as given by a caller ('16:9', 1.5, AspectRatio(4, 5), or a list of them)."""
+    if isinstance(aspects, (bytes, bytearray)) or aspects is None:
+        raise OptionError(f"aspect ratios are text (W:H) or numbers, not {type(aspects).__name__}")
     items = [aspects] if isinstance(aspects, (str, int, float, AspectRatio)) else list(aspects)
     if not items:
         raise OptionError("no aspect ratio given")
+    if len(items) > MAX_ASPECTS:
+        raise OptionError(f"at most {MAX_ASPECTS} aspect ratios at once, not {len(items)}")
     try:
         return [AspectRatio.parse(a) for a in items]
     except ValueError as exc:

@@ -56,7 +56,7 @@ def test_gallery_command_on_the_validation_sets(tmp_path, shared):
     out = tmp_path / "gallery"
     command = [sys.executable, "-m", "converters.gallery", "--shared", str(shared), "--out", str(out)]
     proc = subprocess.run([*command, "--limit", "6", "--per-row", "2"], capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 0 and proc.stdout == f"wrote 8 sheets to {out}\n", proc.stderr
+    assert proc.returncode == 0 and proc.stdout == f"wrote 12 sheets to {out}\n", proc.stderr
     assert Image.open(out / "eyecrowd_val_9x16.png").size == (2 * TILE[0], 28 + 2 * (TILE[1] + 18))
     again = subprocess.run([*command, "--limit", "6"], capture_output=True, text=True, cwd=REPO)
     assert again.returncode == 1

@@ -223,3 +223,37 @@ def test_a_size_rule_sees_the_upright_photo():
 
     loaded = load_image(buf.getvalue(), min_size=rule)
     assert asked == [(768, 1024)] and loaded.rgb.size == (192, 256) and (loaded.width, loaded.height) == (768, 1024)
+
+
+def test_pixel_limit_is_decided_the_same_beside_other_threads(tmp_path):
+    """The limit is edgecrop's own check of the declared size, not a process-wide warning filter: two threads
+    loading a 169-megapixel picture (under the 179 MP limit) meet the same outcome every time."""
+    import struct
+    import threading
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 13000, 13000, 8, 0, 0, 0, 0)
+    png = (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 99)) + chunk(b"IEND", b"")
+    )
+    path = tmp_path / "declares_169mp.png"
+    path.write_bytes(png)
+    outcomes: list[str] = []
+
+    def job() -> None:
+        for _ in range(5):
+            try:
+                load_image(path, min_size=(256, 256))
+                outcomes.append("loaded")
+            except ImageError as exc:
+                outcomes.append("too many pixels" if "too many pixels" in str(exc) else "truncated")
+
+    threads = [threading.Thread(target=job) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes == ["truncated"] * 10  # accepted by the limit, then found truncated: never refused by chance

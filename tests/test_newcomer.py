@@ -40,6 +40,8 @@ def blob_photo(path: Path, size=(160, 120), mode="RGB", at=(0.7, 0.5)) -> Path:
 
 def test_runs_from_the_checkout_without_the_package_data_mapping(tmp_path):
     """A Python started in a clone's root imports the source folder, where edgecrop.models does not exist."""
+    if not (REPO / "edgecrop" / "__init__.py").exists():
+        pytest.skip("needs the source checkout (these tests run from an installed edgecrop)")
     for name in ("edgecrop", "models", "examples"):
         shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     env = {**ENV, "PYTHONPATH": os.pathsep.join([str(tmp_path), sysconfig.get_paths()["purelib"]])}

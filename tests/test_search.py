@@ -321,3 +321,24 @@ def test_one_photo_is_cropped_without_importing_numba(sample_path, tmp_path):
     code, width, jit_modules = json.loads(proc.stdout)
     assert code == 0 and width > 0 and jit_modules == []
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        (b"16:9", "not bytes"),
+        (None, "not NoneType"),
+        (10**400, "between 1:10000 and 10000:1"),
+        (float("nan"), "between 1:10000 and 10000:1"),
+        ([object()], "not object"),
+        (["1:1"] * 65, "at most 64 aspect ratios"),
+    ],
+)
+def test_odd_aspect_arguments_are_one_option_error(given, message):
+    with pytest.raises(OptionError, match=message):
+        parse_aspects(given)
+
+
+def test_a_tiny_ratio_is_not_rounded_to_nothing():
+    (r,) = parse_aspects(0.00011)
+    assert r.value == pytest.approx(0.00011) and r.width > 0
