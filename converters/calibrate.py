@@ -140,7 +140,7 @@ def fit(model: bytes | Path | str, sets: dict[str, list[Photo]]) -> dict:
     return {
         "temperature": t,
         "centre_prior": {"weight": w, "sigma": s} if w > 0 else None,
-        "objective": "mean + worst over (OSIE val, EyeCrowd val, re-cuts) of the pooled normalised crop score",
+        "objective": f"mean + worst over ({', '.join(names)}) of the pooled normalised crop score",
         "photos": {n: len(sets[n]) for n in names},
         "pooled": dict(zip(names, np.round(pooled(kept, baselines, index)[best], 4).tolist())),
         "pooled_uncalibrated": dict(zip(names, np.round(pooled(kept, baselines, index)[plain], 4).tolist())),

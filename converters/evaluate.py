@@ -1,9 +1,9 @@
 """Stage 8: evaluate a model where it matters: the crops it leads to, against the centre crop.
 
 Every model runs through edgecrop's own runtime (Cropper), exactly as users run it. Validation sets:
-OSIE val, EyeCrowd val (reported apart) and shape re-cuts of both (windows of 1:1, 3:4, 9:16 and 2:1
-cut from the validation photos at seeded positions and sizes, the fixations inside re-indexed), so
-that decisions are made on more than 4:3 photos.
+OSIE val, EyeCrowd val, NUS Scene val (reported apart) and shape re-cuts of the first two (windows of
+1:1, 3:4, 9:16 and 2:1 cut from the validation photos at seeded positions and sizes, the fixations
+inside re-indexed), so that decisions are made on more than 4:3 photos.
 
 Per set and per ratio (16:9, 1:1, 4:5, 9:16; the largest window of that ratio):
 - the share of human fixations kept by the model's crop, by the centre crop and by the best possible
@@ -33,7 +33,7 @@ from PIL import Image
 
 from edgecrop import Cropper
 from edgecrop.geometry import AspectRatio, largest_window
-from edgecrop.search import SearchOptions, find_crops, parse_aspects
+from edgecrop.search import SearchOptions, by_aspect, find_crops, parse_aspects
 
 from . import metrics, paths
 from .data import FIXATION_SETS, load_faces, load_fixations, load_splits
@@ -198,9 +198,10 @@ def photo_rows(maps: Iterable[np.ndarray], photos: list[Photo], options: SearchO
     aspects = parse_aspects(CROP_ASPECTS)
     rows = []
     for sal, p in zip(maps, photos):
-        crops = find_crops(sal, p.width, p.height, aspects, options or SearchOptions())
+        crops = by_aspect(find_crops(sal, p.width, p.height, aspects, options or SearchOptions()))
         row: dict = {"name": p.name, "n": len(p.fixations), "n_all": len(p.fixations_all), "faces": len(p.faces)}
-        for a, c in zip(CROP_ASPECTS, crops):
+        for a, ratio in zip(CROP_ASPECTS, aspects):
+            c = crops[ratio.label][0]  # the best crop of the ratio, whatever else options ask for
             cw, ch = c.width, c.height
             cx, cy = (p.width - cw) // 2, (p.height - ch) // 2
             for key, fix in (("", p.fixations), ("all_", p.fixations_all)):

@@ -1,8 +1,10 @@
 """The recipe: every value that makes the shipped model, in one typed, frozen record.
 
-Stages take a ``Recipe`` as an argument (``train.run(recipe, ...)``, ``prune.run(recipe, ...)``); the
-model card's ``training`` field is written from it, so the card says what ran. ``SHIPPED`` is the
-recipe of the bundled model; ``smoke()`` is the same recipe cut down to seconds for CI.
+Stages take a ``Recipe`` as an argument (``train.run_training(recipe, ...)``, ``prune.run_pruning(recipe,
+...)``, ``train.run_refining(recipe, ...)``); the model card's ``training`` field is written from it, so
+the card says what ran. ``SHIPPED`` is the recipe of the bundled model (a student from random
+initialisation), ``PRETRAINED`` the one that starts from ImageNet MobileNetV2 features
+(``converters.trunk``); ``smoke()`` cuts either down to seconds for CI.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from .model import ModelSource, SaliencyModel
 from .modelfile.registry import resolve_model
 from .postprocess import postprocess
 from .preprocess import decode_size
-from .search import Crop, SearchOptions, find_crops, parse_aspects
+from .search import Crop, SearchOptions, by_aspect, find_crops, parse_aspects
 
 DEFAULT_ASPECTS = ("16:9", "1:1", "4:5", "9:16")
 MAX_THREADS = 256
@@ -92,10 +92,7 @@ class CropResult:
 
     def by_aspect(self) -> dict[str, list[Crop]]:
         """{ratio label ("16:9"): its crops, best first}, in the order the ratios were asked."""
-        out: dict[str, list[Crop]] = {}
-        for c in self.crops:
-            out.setdefault(c.aspect.label, []).append(c)
-        return out
+        return by_aspect(self.crops)
 
     def best(self, aspect: str | float | AspectRatio) -> Crop:
         """The best crop of one of the ratios asked for (OptionError for a ratio that was not)."""

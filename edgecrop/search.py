@@ -410,6 +410,14 @@ def find_crops(
     return crops
 
 
+def by_aspect(crops: Sequence[Crop]) -> dict[str, list[Crop]]:
+    """{ratio label ("16:9"): its crops, best first}, in the order the ratios come."""
+    out: dict[str, list[Crop]] = {}
+    for c in crops:
+        out.setdefault(c.aspect.label, []).append(c)
+    return out
+
+
 def short_ratios(crops: Sequence[Crop], options: SearchOptions) -> dict[str, int]:
     """{ratio label: crops found} for the ratios that got fewer than ``top_k`` crops."""
     if options.top_k == 1:

@@ -1,8 +1,8 @@
 """Latency benchmark that runs on the device itself: `edgecrop bench`.
 
 Needs nothing beyond the runtime (no TensorFlow, no ../shared): inputs are generated at run time
-(an 800x600 JPEG, a 12-megapixel JPEG and a 3000x2000 PNG, from the sample photo when the checkout is
-there, else from a synthetic scene). It measures, on this machine and in one run:
+(an 800x600 JPEG, a 12-megapixel JPEG and a 3000x2000 PNG, resized from the sample photo that every
+install ships). It measures, on this machine and in one run:
   * every model's stages (decode, preprocess, inference, postprocess, search, total) at each thread count,
     warm medians and p90 after warm-up, plus the model's load time; the search with the Numba kernels, as a
     long-running process has it (a short one searches with NumPy: see the cold start below);
