@@ -164,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     pairs.add_argument("group_a", type=Path, metavar="GROUP_A_DIR")
     pairs.add_argument("group_b", type=Path, metavar="GROUP_B_DIR")
-    pairs.add_argument("--pairs", type=int, default=200, help="pairs drawn (default 200)")
+    pairs.add_argument("--pairs", type=int, default=200, help="distinct pairs drawn (default 200; at most every pair)")
     pairs.add_argument("--seed", type=int, default=0)
     pairs.add_argument("--ratio", default="1:1", help="crop ratio (default 1:1)")
     pairs.set_defaults(run=_run_audit_pairs)
@@ -460,7 +460,8 @@ def _run_crop(args) -> int:
             for c, entry in zip(result.crops, record["crops"]):
                 suffix = c.aspect.label.replace(":", "x") + (f"_{c.rank + 1}" if c.rank else "")
                 piece = full.rgb.crop((c.x, c.y, c.x + c.width, c.y + c.height))
-                entry["file"] = str(writer.save(piece, path, suffix, fmt, full.icc_profile, full.exif))
+                saved = writer.save(piece, path, suffix, fmt, full.icc_profile, full.exif, options.background)
+                entry["file"] = str(saved)
         if args.json:
             return json.dumps(record)
         if not args.out_dir:

@@ -82,11 +82,12 @@ class OutputWriter:
         fmt: str,
         icc_profile: bytes | None = None,
         exif: bytes | None = None,
+        background: tuple[int, int, int] = (255, 255, 255),
     ) -> Path:
         """An image in ``fmt``, keeping the source's colour profile and EXIF where the format can, and its
-        greyscale and transparency where the format holds them."""
+        greyscale and transparency where the format holds them (else composited on ``background``)."""
         dest = self.target(source, suffix, SAVE_FORMATS[fmt])
-        image = _fit_mode(image, fmt)
+        image = _fit_mode(image, fmt, background)
         params: dict = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
         if fmt in _CARRIES_METADATA:
             if icc_profile:
