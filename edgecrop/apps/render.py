@@ -17,6 +17,7 @@ from ..search import Boost, Crop
 # A perceptual dark-to-bright colour ramp (black, purple, red, orange, yellow), 5 stops.
 _STOPS = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float64)
 _BOX_COLOURS = [(0, 255, 255), (255, 255, 255), (0, 255, 0), (255, 0, 255), (255, 128, 0)]
+_FOCUS_COLOUR = (255, 40, 40)  # a person's focal point or box: a colour no ratio takes
 
 
 def colourise(saliency: np.ndarray) -> np.ndarray:
@@ -38,7 +39,7 @@ def overlay(
     alpha: float = 0.55,
 ) -> Image.Image:
     """The photo with its heatmap blended in, each crop box outlined (one colour per ratio, top-k
-    alternatives dashed), each focal point or box a person gave marked (a white ring, a white box), and a
+    alternatives dashed), each focal point or box a person gave marked (a red ring, a red box), and a
     legend naming the colours, its text scaled to the picture.
 
     Crops are in ``full_size`` pixels (the full-resolution image; default: the photo's own size), so a
@@ -60,11 +61,11 @@ def overlay(
     for b in focus:
         if b.width or b.height:
             corners = (b.x * sx, b.y * sy, (b.x + b.width) * sx, (b.y + b.height) * sy)
-            draw.rectangle(corners, outline=(255, 255, 255), width=line)
+            draw.rectangle(corners, outline=_FOCUS_COLOUR, width=line)
         else:
             x, y, r = b.x * sx, b.y * sy, 4 * line
             draw.ellipse((x - r, y - r, x + r, y + r), outline=(0, 0, 0), width=line + 2)
-            draw.ellipse((x - r, y - r, x + r, y + r), outline=(255, 255, 255), width=line)
+            draw.ellipse((x - r, y - r, x + r, y + r), outline=_FOCUS_COLOUR, width=line)
     if colours or focus:
         _legend(draw, photo.size, colours, any(c.rank for c in crops), bool(focus))
     return out
@@ -98,7 +99,7 @@ def _legend(draw: ImageDraw.ImageDraw, size: tuple[int, int], colours: dict, das
     font_px = max(12, round(min(size) / 28))
     font = ImageFont.load_default(size=font_px)
     entries = list(colours.items()) + ([("dashed: alternatives", (230, 230, 230))] if dashed else [])
-    entries += [("white: your focus", (255, 255, 255))] if focus else []
+    entries += [("ring: your focus", _FOCUS_COLOUR)] if focus else []
     pad = font_px // 3
     widths = [draw.textlength(text, font=font) for text, _ in entries]
     panel = (0, 0, 2 * pad + font_px + pad + max(widths), pad + len(entries) * (font_px + pad))
