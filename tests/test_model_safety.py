@@ -137,3 +137,60 @@ def test_mutated_models_never_crash_the_process():
     verdicts = [line.split()[1] for line in run.stdout.splitlines()]
     assert len(verdicts) == 400 and set(verdicts) <= {"ok", "refused"}
     assert verdicts.count("refused") > 50  # the mutants do reach the structure
+
+
+def _requantised(data: bytes, which: str, change: str) -> bytes:
+    """The model with one tensor's quantisation changed (``which``: a weight or an activation)."""
+    flatbuffers = pytest.importorskip("flatbuffers")
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    tensors = model.subgraphs[0].tensors
+    constant = [t for t in tensors if t.type == 9 and model.buffers[t.buffer].data is not None]
+    activations = [t for t in tensors if t.type == 9 and model.buffers[t.buffer].data is None]
+    tensor = (constant if which == "weight" else activations)[0]
+    if change == "none":
+        tensor.quantization = None
+    elif change == "zero_point":
+        tensor.quantization.zeroPoint = [300] * len(tensor.quantization.zeroPoint)
+    else:
+        tensor.quantization.scale = [float(change)] * len(tensor.quantization.scale)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+QUANTISATION_ATTACKS = [
+    ("weight", "0"),
+    ("weight", "-0.001"),
+    ("weight", "inf"),
+    ("weight", "nan"),
+    ("weight", "1e5"),
+    ("weight", "1e30"),
+    ("weight", "none"),
+    ("weight", "zero_point"),
+    ("activation", "none"),
+    ("activation", "1e-40"),
+]
+
+
+def test_bad_quantisation_is_refused_before_litert_aborts(tmp_path):
+    """Scales of 0, negative, inf, nan, huge or denormal, zero points out of range, or an int8 tensor with no
+    quantisation made LiteRT abort (SIGABRT, nothing on stderr) in allocate_tensors: each is one ModelError."""
+    data = resolve_model("edgecrop_int8").read_bytes()
+    files = []
+    for which, change in QUANTISATION_ATTACKS:
+        path = tmp_path / f"{which}-{change}.tflite"
+        path.write_bytes(_requantised(data, which, change))
+        files.append(str(path))
+    code = (
+        "import sys\nfrom edgecrop import Cropper, ModelError\n"
+        "for path in sys.argv[1:]:\n"
+        "    try:\n        Cropper.from_model(path).close(); print('loaded', path)\n"
+        "    except ModelError as exc:\n        print('refused', exc)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code, *files], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stderr == "", run.stderr[-500:]
+    lines = run.stdout.splitlines()
+    assert len(lines) == len(files) and all(line.startswith("refused") for line in lines), lines
+    assert all("quantis" in line or "rescales" in line for line in lines), lines

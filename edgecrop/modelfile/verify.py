@@ -98,6 +98,11 @@ OPERATORS: dict[int, tuple[str, int, int, int]] = {
     130: ("BROADCAST_TO", 2, 2, 1),
     145: ("BROADCAST_ARGS", 2, 2, 1),
 }
+# quantised tensor types and the zero points each can hold: INT8, UINT8, INT16
+_QUANTIZED_TYPES = {9: (-128, 127), 3: (0, 255), 7: (-32768, 32767)}
+MIN_SCALE, MAX_SCALE = 1e-30, 1e4  # bundled models: 1e-6 to 0.12; LiteRT aborts on 0, negative, inf, 1e5
+MAX_MULTIPLIER = 1e3  # input scale x weight scale / output scale of a weighted op (real models: below 1)
+_WEIGHTED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
 # operands that may be absent (-1): the bias of convolutions and fully connected layers
 _OPTIONAL = {"CONV_2D": {2}, "DEPTHWISE_CONV_2D": {2}, "FULLY_CONNECTED": {2}}
 # operators whose second operand, when constant, is a shape (or paddings) that sizes the output
@@ -244,6 +249,7 @@ def _verify(buf: _Buffer) -> dict[str, tuple[int, int]]:
     graph = graphs[0]
     tensors = [_tensor(buf, t, len(buffers)) for t in buf.tables(graph, _GRAPH_TENSORS)]
     total = 0
+    scales: list[np.ndarray] = []
     for k, (t, tt) in enumerate(zip(tensors, buf.tables(graph, _GRAPH_TENSORS))):
         elements = int(np.prod(t.shape, dtype=np.int64)) if t.shape else 1
         itemsize = _TYPE_SIZES[t.type]
@@ -252,7 +258,7 @@ def _verify(buf: _Buffer) -> dict[str, tuple[int, int]]:
             if itemsize is None or len(data) != elements * itemsize:
                 raise _Bad(f"tensor {k}: {len(data)} bytes of data for shape {list(t.shape)}")
         total += elements * (itemsize or 1)
-        _check_quantization(buf, tt, t, k)
+        scales.append(_check_quantization(buf, tt, t, k))
     if total > MAX_TOTAL_BYTES:
         raise _Bad(f"the tensors need {total} bytes (more than {MAX_TOTAL_BYTES})")
 
@@ -288,6 +294,10 @@ def _verify(buf: _Buffer) -> dict[str, tuple[int, int]]:
                 raise _Bad(f"operator {n} ({op_name}) writes tensor {i}, which is constant, an input or written twice")
         written.update(outs)
         available.update(outs)
+        if op_name in _WEIGHTED and len(ins) > 1 and all(len(scales[i]) for i in (ins[0], ins[1], outs[0])):
+            multiplier = float(scales[ins[0]][0]) * scales[ins[1]].astype(np.float64) / float(scales[outs[0]][0])
+            if multiplier.max() > MAX_MULTIPLIER:
+                raise _Bad(f"operator {n} ({op_name}) rescales by {multiplier.max():.3g} (at most {MAX_MULTIPLIER:g})")
         if op_name in _SHAPE_OPERANDS and len(ins) > 1 and ins[1] in constant:  # index 1 is never optional
             _check_shape_operand(buffers[tensors[ins[1]].buffer] or b"", tensors[ins[1]], op_name, n)
     for i in outputs:
@@ -348,18 +358,34 @@ def _tensor(buf: _Buffer, t: tuple[int, int, int], n_buffers: int) -> _Tensor:
     return _Tensor(shape, kind, buffer, bool(buf.scalar(t, _TENSOR_VARIABLE, "<B")))
 
 
-def _check_quantization(buf: _Buffer, tt: tuple[int, int, int], t: _Tensor, k: int) -> None:
+def _check_quantization(buf: _Buffer, tt: tuple[int, int, int], t: _Tensor, k: int) -> np.ndarray:
+    """The tensor's scales (empty when it has none), each checked: an 8- or 16-bit tensor must have them,
+    finite and in a sane range, with zero points its type can hold (LiteRT aborts the process otherwise)."""
     pos = buf.field(tt, _TENSOR_QUANT)
+    limits = _QUANTIZED_TYPES.get(t.type)
     if pos is None:
-        return
+        if limits is not None:
+            raise _Bad(f"tensor {k}: an 8/16-bit tensor without quantisation")
+        return np.zeros(0)
     q = buf.table(buf.uoffset(pos))
-    scales = buf.vector(q, _QUANT_SCALE, 4)[1]
-    zeros = buf.vector(q, _QUANT_ZERO, 8)[1]
+    start, scales = buf.vector(q, _QUANT_SCALE, 4)
+    zstart, zeros = buf.vector(q, _QUANT_ZERO, 8)
     dim = buf.scalar(q, _QUANT_DIM, "<i")
     if scales and zeros and scales != zeros:
         raise _Bad(f"tensor {k}: {scales} scales but {zeros} zero points")
     if scales > 1 and not (0 <= dim < len(t.shape) and t.shape[dim] == scales):
         raise _Bad(f"tensor {k}: {scales} scales along dimension {dim} of shape {list(t.shape)}")
+    values = np.frombuffer(buf.data, "<f4", scales, start) if scales else np.zeros(0, np.float32)
+    if limits is None:
+        return values
+    if not scales:
+        raise _Bad(f"tensor {k}: an 8/16-bit tensor without scales")
+    if not (np.isfinite(values).all() and values.min() >= MIN_SCALE and values.max() <= MAX_SCALE):
+        raise _Bad(f"tensor {k}: quantisation scale out of range [{MIN_SCALE:g}, {MAX_SCALE:g}]")
+    points = np.frombuffer(buf.data, "<i8", zeros, zstart) if zeros else np.zeros(0, np.int64)
+    if points.size and (points.min() < limits[0] or points.max() > limits[1]):
+        raise _Bad(f"tensor {k}: a zero point outside {limits[0]}..{limits[1]}")
+    return values
 
 
 def _check_shape_operand(data: bytes | memoryview, t: _Tensor, op_name: str, n: int) -> None:
