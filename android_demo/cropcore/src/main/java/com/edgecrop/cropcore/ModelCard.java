@@ -6,7 +6,7 @@ import java.util.Map;
 
 /**
  * The fields of edgecrop's model card that the pipeline acts on, read from the model's own metadata
- * (edgecrop.card.ModelCard, same names and the same validation): how pixels become the input, what the
+ * (edgecrop.modelfile.card.ModelCard, same names and the same validation): how pixels become the input, what the
  * output means, the centre prior mixed in before the search, and the recommended policy.
  */
 public final class ModelCard {

@@ -7,7 +7,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * The named metadata buffers of a .tflite file, as edgecrop.tflite_metadata reads them: only the flatbuffer
+ * The named metadata buffers of a .tflite file, as edgecrop.modelfile.verify reads them: only the flatbuffer
  * tables Model.buffers, Model.metadata, Metadata.name/buffer and Buffer.data/offset/size, every offset
  * bounds-checked (a bad file is an IllegalArgumentException, never an out-of-bounds read).
  */
