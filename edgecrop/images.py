@@ -107,6 +107,8 @@ def _open(source: ImageSource, name: str) -> Image.Image:
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
+            if path.is_symlink() and not path.exists():
+                raise ImageError(name, "a symbolic link that leads nowhere (a loop or a missing target)")
             raise ImageError(name, "not a regular file" if path.exists() else "no such file")
         if path.stat().st_size == 0:
             raise ImageError(name, "empty file")

@@ -219,3 +219,14 @@ def test_info_into_a_pipe_closed_before_it_writes(args):
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()  # every write meets a closed pipe, however large or small the output
     assert proc.wait(timeout=60) == 0 and proc.stderr.read() == b""
+
+
+def test_a_symlink_loop_is_that_inputs_one_line(tmp_path, sample_path):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    out = tmp_path / "out"
+    proc = run("crop", tmp_path / "loop", sample_path, "--aspect", "1:1", "--out-dir", out)
+    assert proc.returncode == 1
+    assert err_lines(proc) == [
+        f"edgecrop: error: {tmp_path / 'loop'}: a symbolic link that leads nowhere (a loop or a missing target)",
+        f"edgecrop: wrote 1 file to {out}",
+    ]

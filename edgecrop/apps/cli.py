@@ -31,7 +31,7 @@ from ..images import LoadedImage, load_image, picture_to_show
 from ..modelfile.registry import DEFAULT_MODEL, list_models
 from ..search import Boost, Policy, SearchOptions, parse_aspects, short_ratios
 from .info import card_summary
-from .output import SAVE_FORMATS, OutputWriter
+from .output import SAVE_FORMATS, OutputWriter, resolved
 from .progress import progress
 from .render import overlay
 
@@ -304,7 +304,7 @@ def expand_inputs(inputs: list[str], out_dir: Path | None = None) -> Inputs:
     """Files as given; folders expanded to their image files (sorted, not recursive). In the output folder
     itself, the outputs of an earlier run (``<stem>_16x9.jpg`` beside ``<stem>.jpg``) are not inputs."""
     found = Inputs()
-    out = out_dir.resolve() if out_dir is not None else None
+    out = resolved(out_dir) if out_dir is not None else None
     for item in inputs:
         p = Path(item)
         if not p.is_dir():
@@ -319,7 +319,7 @@ def expand_inputs(inputs: list[str], out_dir: Path | None = None) -> Inputs:
             continue
         if folders:
             found.notes.append(f"{p}: skipped {_count(len(folders), 'subfolder')} (folders are not searched)")
-        if out is not None and p.resolve() == out:
+        if out is not None and resolved(p) == out:
             stems = {f.stem for f in photos}
             earlier = [f for f in photos if (m := _OUTPUT_NAME.fullmatch(f.stem)) and m["stem"] in stems]
             if earlier:

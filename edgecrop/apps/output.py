@@ -24,6 +24,15 @@ SAVE_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", 
 _CARRIES_METADATA = {"JPEG", "PNG", "WEBP", "TIFF"}  # formats that keep an ICC profile and EXIF
 
 
+def resolved(path: Path) -> Path:
+    """The path with symlinks resolved, or as it is when they cannot be (a loop, a folder one cannot
+    read): that photo then fails on its own, with its one line, when it is opened."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
 def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -34,7 +43,7 @@ class OutputWriter:
     """Names outputs DIR/<stem>_<suffix>.<ext> and writes them atomically and exclusively."""
 
     def __init__(self, inputs: list[Path], out_dir: Path | None, overwrite: bool):
-        self.inputs = {p.resolve() for p in inputs}
+        self.inputs = {resolved(p) for p in inputs}
         self.out_dir = out_dir
         self.overwrite = overwrite
         self.written: list[Path] = []
@@ -45,13 +54,13 @@ class OutputWriter:
         self.renamed: list[tuple[Path, str]] = []  # inputs whose outputs take another stem than their own
         used: set[str] = set()
         for p in inputs:
-            if p.resolve() in self._stems:
+            if resolved(p) in self._stems:
                 continue
             stem, n = p.stem, 1
             while stem in used:
                 stem, n = f"{p.stem}-{n}", n + 1
             used.add(stem)
-            self._stems[p.resolve()] = stem
+            self._stems[resolved(p)] = stem
             if stem != p.stem:
                 self.renamed.append((p, stem))
         self._mode = 0o666 & ~current_umask()
@@ -66,9 +75,9 @@ class OutputWriter:
     def target(self, source: Path, suffix: str, ext: str) -> Path:
         if self.out_dir is None:
             raise OutputError("no output folder (--out-dir)")
-        stem = self._stems.get(source.resolve(), source.stem)
+        stem = self._stems.get(resolved(source), source.stem)
         dest = self.out_dir / (f"{stem}_{suffix}{ext}" if suffix else f"{stem}{ext}")
-        if dest.resolve() in self.inputs:
+        if resolved(dest) in self.inputs:
             raise OutputError(f"{dest}: refusing to overwrite an input")
         if dest.exists() and not self.overwrite:
             raise OutputError(f"{dest}: already exists (use --overwrite to replace it)")
