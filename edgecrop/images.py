@@ -151,10 +151,21 @@ def _decode(
     return LoadedImage(convert(upright), full_w, full_h, name, fmt, img.info.get("icc_profile"), exif)
 
 
+# TIFF tags that describe the file's own pixel layout (size, strips, tiles, sample format): a TIFF's
+# getexif() is its main IFD, and these handed to a writer as EXIF would describe the source, not the crop
+_LAYOUT_TAGS = frozenset(
+    {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325, 330, 338, 339}
+    | {347, 513, 514, 530, 531, 532}
+)
+
+
 def _upright_exif(img: Image.Image) -> bytes | None:
-    """The image's EXIF with the orientation set to 1, or None (none, or unreadable)."""
+    """The image's EXIF with the orientation set to 1 and no pixel-layout tags, or None (none, or
+    unreadable)."""
     try:
         exif = img.getexif()
+        for tag in _LAYOUT_TAGS & set(exif):
+            del exif[tag]
         if not exif:
             return None
         exif[0x0112] = 1

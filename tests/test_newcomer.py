@@ -230,3 +230,29 @@ def test_a_symlink_loop_is_that_inputs_one_line(tmp_path, sample_path):
         f"edgecrop: error: {tmp_path / 'loop'}: a symbolic link that leads nowhere (a loop or a missing target)",
         f"edgecrop: wrote 1 file to {out}",
     ]
+
+
+def test_tiff_crops_decode_at_their_size_with_the_boxes_pixels(tmp_path, sample_path):
+    """A TIFF's own layout tags (size, strips) once went into every crop as EXIF: crops declared 400x300."""
+    source = tmp_path / "p.tif"
+    Image.open(sample_path).convert("RGB").resize((400, 300)).save(source)
+    out = tmp_path / "out"
+    proc = run("crop", source, "--out-dir", out, "--aspect", "1:1", "--aspect", "16:9", "--json")
+    assert proc.returncode == 0 and err_lines(proc) == [f"edgecrop: wrote 2 files to {out}"]
+    original = np.asarray(Image.open(source))
+    for c in json.loads(proc.stdout)["crops"]:
+        crop = Image.open(c["file"])
+        assert crop.size == (c["width"], c["height"])
+        box = original[c["y"] : c["y"] + c["height"], c["x"] : c["x"] + c["width"]]
+        assert np.array_equal(np.asarray(crop), box)
+
+
+def test_a_crop_that_cannot_be_written_whole_does_not_exist(tmp_path, sample_path):
+    """Out of room (a file-size limit stands in for a full disk): one line, and no file keeps a final name."""
+    out = tmp_path / "out"
+    out.mkdir()
+    command = f"ulimit -f 20; exec {sys.executable} -m edgecrop crop {sample_path} --out-dir {out} --aspect 1:1"
+    proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 1
+    assert err_lines(proc) == [f"edgecrop: error: {out / 'grace_hopper_1x1.jpg'}: cannot write it (File too large)"]
+    assert list(out.iterdir()) == []

@@ -103,7 +103,7 @@ class OutputWriter:
                 params["icc_profile"] = icc_profile
             if exif:
                 params["exif"] = exif
-        return self._write(dest, lambda f: image.save(f, format=fmt, **params))
+        return self._write(dest, lambda f: image.save(f, format=fmt, **params), lambda tmp: _decodes(tmp, image.size))
 
     def save_npy(self, array: np.ndarray, source: Path) -> Path:
         return self._write(self.target(source, "", ".npy"), lambda f: np.save(f, array))
@@ -122,13 +122,21 @@ class OutputWriter:
             raise OutputError(f"{dest}: already exists (use --overwrite to replace it)")
         return self._write(dest, write)
 
-    def _write(self, dest: Path, write: Callable[[BinaryIO], object]) -> Path:
+    def _write(
+        self, dest: Path, write: Callable[[BinaryIO], object], check: Callable[[str], None] | None = None
+    ) -> Path:
+        """``write`` into a temporary file, flushed to disk (a full disk is an error here, not a short
+        file later), ``check``ed, then given its name: a file that has its final name is whole."""
         tmp = ""
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
             self._pending.add(tmp)
             with os.fdopen(fd, "wb") as f:
                 write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            if check is not None:
+                check(tmp)
             os.chmod(tmp, self._mode)
             if self.overwrite:
                 os.replace(tmp, dest)
@@ -172,6 +180,19 @@ def _fit_mode(image: Image.Image, fmt: str, background: tuple[int, int, int] = (
         canvas.alpha_composite(image.convert("RGBA"))
         return canvas.convert(image.mode[:-1])
     return image.convert("RGBA" if "A" in image.mode and "RGBA" in holds else "RGB")
+
+
+def _decodes(path: str, size: tuple[int, int]) -> None:
+    """The written image decodes, whole, at the size it was given (OSError otherwise: not reported written)."""
+    try:
+        with Image.open(path) as written:
+            if written.size != size:
+                raise OSError(f"it was written as {written.size[0]}x{written.size[1]}, not {size[0]}x{size[1]}")
+            written.load()
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any decoder error means the file is not a whole picture
+        raise OSError(f"it does not decode ({type(exc).__name__}: {exc})") from None
 
 
 def _link_exclusive(tmp: str, dest: Path) -> None:
