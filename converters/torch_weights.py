@@ -198,13 +198,15 @@ def _read_zip(z: zipfile.ZipFile) -> dict[str, np.ndarray]:
     return _state_dict(obj)
 
 
-def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
-    """{parameter name: array} of a ``.pth`` file; ``WeightsError`` for anything that is not one."""
+def read_state_dict(path: str | Path, content: bytes | None = None) -> dict[str, np.ndarray]:
+    """{parameter name: array} of a ``.pth`` file (or of its ``content``, already read); ``WeightsError`` for
+    anything that is not one."""
     path = Path(path)
-    if path.stat().st_size > MAX_FILE_BYTES:
+    size = len(content) if content is not None else path.stat().st_size
+    if size > MAX_FILE_BYTES:
         raise WeightsError(f"{path.name}: larger than {MAX_FILE_BYTES >> 20} MB")
     # read whole and parsed from memory: a length field in the file can then ask for no more than is there
-    data = io.BytesIO(path.read_bytes())
+    data = io.BytesIO(content if content is not None else path.read_bytes())
     try:
         if zipfile.is_zipfile(data):
             with zipfile.ZipFile(data) as z:

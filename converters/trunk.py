@@ -114,10 +114,6 @@ def weights_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / WEIGHTS_FILE
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def pretrained_state(path: Path | None = None) -> dict[str, np.ndarray]:
     """The ImageNet weights, checked against their published checksum (torchvision names its files by it)
     unless another file is given (a stand-in for smoke runs)."""
@@ -127,9 +123,10 @@ def pretrained_state(path: Path | None = None) -> dict[str, np.ndarray]:
     if explicit:
         return read_state_dict(explicit)
     path = weights_path()
-    if sha256(path) != WEIGHTS_SHA256:
+    data = path.read_bytes()  # read once: checked, then parsed
+    if hashlib.sha256(data).hexdigest() != WEIGHTS_SHA256:
         raise SystemExit(f"{path}: checksum differs from torchvision's MobileNetV2 weights ({WEIGHTS_SHA256[:8]})")
-    return read_state_dict(path)
+    return read_state_dict(path, data)
 
 
 def _stride2_pad(x, name: str):

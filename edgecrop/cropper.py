@@ -97,10 +97,10 @@ class CropResult:
     def best(self, aspect: str | float | AspectRatio) -> Crop:
         """The best crop of one of the ratios asked for (OptionError for a ratio that was not)."""
         (ratio,) = parse_aspects(aspect)
-        crops = self.by_aspect().get(ratio.label)
-        if not crops:
-            raise OptionError(f"no crop of ratio {ratio.label} in this result (asked: {', '.join(self.by_aspect())})")
-        return crops[0]
+        grouped = self.by_aspect()
+        if ratio.label not in grouped:
+            raise OptionError(f"no crop of ratio {ratio.label} in this result (asked: {', '.join(grouped)})")
+        return grouped[ratio.label][0]
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -197,23 +197,17 @@ def _orientation(img: Image.Image) -> int:
 
 def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
     """Convert any Pillow mode to RGB, compositing transparency and scaling high-bit-depth data."""
-    mode = img.mode
-    if mode == "RGB":
+    img = flatten(_to_keepable(img), background)
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def flatten(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """A picture with transparency (LA, RGBA) composited on ``background`` (RGB); any other unchanged."""
+    if img.mode not in ("LA", "RGBA"):
         return img
-    if mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    elif mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        img = _scale_to_8bit(img)
-    elif mode == "1":
-        img = img.convert("L")
-    elif mode == "PA":
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "RGBa", "La"):
-        rgba = img.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, (*background, 255))
-        canvas.alpha_composite(rgba)
-        return canvas.convert("RGB")
-    return img.convert("RGB")
+    canvas = Image.new("RGBA", img.size, (*background, 255))
+    canvas.alpha_composite(img.convert("RGBA"))
+    return canvas.convert("RGB")
 
 
 def _to_keepable(img: Image.Image) -> Image.Image:

@@ -446,13 +446,14 @@ def _batch(args, handle) -> int:
 def _run_crop(args) -> int:
     if args.heatmap and not args.out_dir:
         raise OptionError("--heatmap needs --out-dir")
+    focus = _focus(args)  # drawn on each heatmap
 
     def handle(cropper: Cropper, path: Path, loaded: LoadedImage, result: CropResult, writer: OutputWriter) -> str:
         record = {**result.as_dict(), "image": str(path)}
         if args.out_dir:
             if args.heatmap:
                 shown = picture_to_show(path, loaded, HEATMAP_MAX_SIDE, cropper.options.max_pixels)
-                heat = overlay(shown, result.saliency, result.crops, (result.width, result.height), _focus(args))
+                heat = overlay(shown, result.saliency, result.crops, (result.width, result.height), focus)
                 record["heatmap"] = str(writer.save(heat, path, "heatmap", "PNG"))
             options = cropper.options
             full = load_image(path, max_pixels=options.max_pixels, background=options.background, keep_mode=True)
@@ -473,12 +474,14 @@ def _run_crop(args) -> int:
 
 
 def _run_saliency(args) -> int:
+    focus = _focus(args)  # drawn on each heatmap
+
     def handle(cropper: Cropper, path: Path, loaded: LoadedImage, result: CropResult, writer: OutputWriter) -> str:
         if args.format == "npy":
             writer.save_npy(result.saliency.astype(np.float32), path)
         else:
             shown = picture_to_show(path, loaded, HEATMAP_MAX_SIDE, cropper.options.max_pixels)
-            heat = overlay(shown, result.saliency, result.crops, (result.width, result.height), _focus(args))
+            heat = overlay(shown, result.saliency, result.crops, (result.width, result.height), focus)
             writer.save(heat, path, "heatmap", "PNG")
         return ""
 

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import OutputError
+from ..images import flatten
 
 SAVE_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp"}
 _CARRIES_METADATA = {"JPEG", "PNG", "WEBP", "TIFF"}  # formats that keep an ICC profile and EXIF
@@ -176,9 +177,7 @@ def _fit_mode(image: Image.Image, fmt: str, background: tuple[int, int, int] = (
     if image.mode in holds:
         return image
     if image.mode in ("LA", "RGBA") and image.mode[:-1] in holds:
-        canvas = Image.new("RGBA", image.size, (*background, 255))
-        canvas.alpha_composite(image.convert("RGBA"))
-        return canvas.convert(image.mode[:-1])
+        return flatten(image, background).convert(image.mode[:-1])
     return image.convert("RGBA" if "A" in image.mode and "RGBA" in holds else "RGB")
 
 
