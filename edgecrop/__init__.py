@@ -5,10 +5,10 @@ with Cropper() as cropper:
     result = cropper.crop("photo.jpg", ["16:9", "1:1"])
 """
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .cropper import DEFAULT_ASPECTS, Cropper, CropperOptions, CropResult, Timings, crop  # noqa: E402
-from .errors import (  # noqa: E402
+from .errors import (
     BackendError,
     DelegateError,
     EdgecropError,
@@ -17,15 +17,64 @@ from .errors import (  # noqa: E402
     OptionError,
     OutputError,
 )
-from .geometry import AspectRatio, Box  # noqa: E402
-from .images import load_image  # noqa: E402
-from .model import RawMap, SaliencyModel  # noqa: E402
-from .modelfile.card import CentrePrior, InputCard, ModelCard, OutputCard  # noqa: E402
-from .modelfile.registry import list_models  # noqa: E402
-from .modelfile.verify import read_card  # noqa: E402
-from .postprocess import postprocess  # noqa: E402
-from .preprocess import OutputKind, Resize  # noqa: E402
-from .search import Boost, Crop, Engine, Policy, SearchOptions, find_crops  # noqa: E402
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:  # the names below, imported when first used (see __getattr__)
+    from .cropper import DEFAULT_ASPECTS, Cropper, CropperOptions, CropResult, Timings, crop
+    from .geometry import AspectRatio, Box
+    from .images import load_image
+    from .model import RawMap, SaliencyModel
+    from .modelfile.card import CentrePrior, InputCard, ModelCard, OutputCard
+    from .modelfile.registry import list_models
+    from .modelfile.verify import read_card
+    from .postprocess import postprocess
+    from .preprocess import OutputKind, Resize
+    from .search import Boost, Crop, Engine, Policy, SearchOptions, find_crops
+
+# where each public name lives: ``import edgecrop`` stays light (the command line can set its signal handlers
+# before NumPy, Pillow and the runtime load), and ``edgecrop.Cropper`` imports what it needs when first used
+_HOME = {
+    "DEFAULT_ASPECTS": "cropper",
+    "Cropper": "cropper",
+    "CropperOptions": "cropper",
+    "CropResult": "cropper",
+    "Timings": "cropper",
+    "crop": "cropper",
+    "AspectRatio": "geometry",
+    "Box": "geometry",
+    "load_image": "images",
+    "RawMap": "model",
+    "SaliencyModel": "model",
+    "CentrePrior": "modelfile.card",
+    "InputCard": "modelfile.card",
+    "ModelCard": "modelfile.card",
+    "OutputCard": "modelfile.card",
+    "list_models": "modelfile.registry",
+    "read_card": "modelfile.verify",
+    "postprocess": "postprocess",
+    "OutputKind": "preprocess",
+    "Resize": "preprocess",
+    "Boost": "search",
+    "Crop": "search",
+    "Engine": "search",
+    "Policy": "search",
+    "SearchOptions": "search",
+    "find_crops": "search",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'edgecrop' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOME])
+
 
 __all__ = [
     "DEFAULT_ASPECTS",

@@ -43,22 +43,36 @@ def get_backend() -> Backend:
         from ai_edge_litert import interpreter as lite
 
         return Backend("ai_edge_litert", _version("ai-edge-litert"), lite.Interpreter, lite.load_delegate)
-    except ImportError:
-        pass
+    except ImportError as exc:
+        _reraise_signal(exc)
     try:
         from tflite_runtime import interpreter as lite
 
         return Backend("tflite_runtime", _version("tflite-runtime"), lite.Interpreter, lite.load_delegate)
-    except ImportError:
-        pass
+    except ImportError as exc:
+        _reraise_signal(exc)
     try:
         import tensorflow as tf  # last resort only
 
         return Backend("tensorflow.lite", tf.__version__, tf.lite.Interpreter, tf.lite.experimental.load_delegate)
     except ImportError as exc:
+        _reraise_signal(exc)
         raise BackendError(
             "no TFLite runtime found: pip install ai-edge-litert (or tflite-runtime on 32-bit ARM)"
         ) from exc
+
+
+def _reraise_signal(exc: ImportError) -> None:
+    """A Ctrl-C or SIGTERM that lands in a compiled module's initialisation comes back as that module's
+    ImportError ("initialization failed", caused by the signal's exception): raise the signal's exception,
+    not a missing (or another) runtime."""
+    cause = exc.__cause__ or exc.__context__
+    for _ in range(16):  # a chain, not a cycle: a few links at most
+        if cause is None:
+            return
+        if not isinstance(cause, Exception):  # KeyboardInterrupt, SystemExit, the command's Terminated
+            raise cause
+        cause = cause.__cause__ or cause.__context__
 
 
 def _version(dist: str) -> str:

@@ -19,24 +19,36 @@ import numpy as np
 from .search import TIE_TOLERANCE
 
 
+def _cache_folder() -> Path | None:
+    """Where compiled kernels are cached: NUMBA_CACHE_DIR when the user set it; else the user's cache
+    (XDG_CACHE_HOME or ~/.cache, then edgecrop/numba); else a private folder under the temporary directory
+    (a service account with a read-only home). Never beside the package: an installed package's folder is
+    not ours to write (Numba's default), and others may share it. None: nowhere, compile per process."""
+    if getattr(numba.config, "CACHE_DIR", ""):
+        return Path(numba.config.CACHE_DIR)  # type: ignore[attr-defined]
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    for folder in (Path(xdg) / "edgecrop" / "numba", Path(tempfile.gettempdir()) / f"edgecrop-numba-{uid}"):
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            st = folder.stat()
+            private = not hasattr(os, "getuid") or (st.st_uid == uid and not st.st_mode & 0o022)
+            if private and os.access(folder, os.W_OK):  # never load code another user could have planted
+                return folder
+        except OSError:
+            pass
+    return None
+
+
 def _jit(fn):
-    """numba.njit with the compiled code cached on disk, where there is a place for it: beside the
-    package, in NUMBA_CACHE_DIR or the user's cache; else in a private folder under the temporary
-    directory (a service account with a read-only home and site-packages); else compiled per process."""
-    try:
-        return numba.njit(cache=True, nogil=True)(fn)
-    except RuntimeError:  # "no locator available": nowhere writable
-        pass
-    folder = Path(tempfile.gettempdir()) / f"edgecrop-numba-{os.getuid() if hasattr(os, 'getuid') else 0}"
-    try:
-        folder.mkdir(mode=0o700, exist_ok=True)
-        st = folder.stat()
-        private = not hasattr(os, "getuid") or (st.st_uid == os.getuid() and not st.st_mode & 0o022)
-        if private and os.access(folder, os.W_OK):  # never load code another user could have planted
-            numba.config.CACHE_DIR = str(folder)
+    """numba.njit with the compiled code cached on disk in ``_cache_folder()``, else compiled per process."""
+    folder = _cache_folder()
+    if folder is not None:
+        numba.config.CACHE_DIR = str(folder)  # read when a kernel's cache is made
+        try:
             return numba.njit(cache=True, nogil=True)(fn)
-    except (OSError, RuntimeError):
-        pass
+        except RuntimeError:  # "no locator available"
+            pass
     return numba.njit(nogil=True)(fn)
 
 

@@ -24,7 +24,7 @@ from PIL import Image
 from ._backend import get_backend, load_delegate
 from .errors import ModelError
 from .modelfile.card import ModelCard
-from .modelfile.verify import verify_model
+from .modelfile.verify import MAX_MODEL_BYTES, verify_model
 from .preprocess import InputSpec, Layout, content_cells, flip_average, mirrored, to_input
 
 ModelSource = Union[str, os.PathLike, bytes, bytearray]
@@ -88,14 +88,17 @@ class SaliencyModel:
         card = verify_model(data, name).card(name)  # verified before the runtime sees a byte of it
         delegates = [load_delegate(delegate, delegate_options)] if delegate else None
         self.delegate = delegate
+        said: list[str] = []  # what the runtime wrote on stderr while loading, INFO lines dropped
         try:
-            with runtime_info_filtered():
+            with runtime_messages(said):
                 self._interpreter = get_backend().interpreter_class(
                     model_content=data, num_threads=num_threads, experimental_delegates=delegates
                 )
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{name}: the TFLite runtime cannot load it ({exc})") from exc
+            raise ModelError(f"{name}: the TFLite runtime cannot load it ({one_line(str(exc), *said)})") from None
+        for line in said:  # loaded: its warnings (a delegate's, say) are the user's to see
+            print(f"edgecrop: note: {line}", file=sys.stderr)
         self._input = _pick_input(self._interpreter.get_input_details(), name)
         self._output = _pick_output(self._interpreter.get_output_details(), card, name)
         self.info = _model_info(name, card, self._input, self._output)
@@ -143,7 +146,9 @@ class SaliencyModel:
                 self._interpreter.invoke()
                 out = self._interpreter.get_tensor(self._output["index"])  # a copy
             except (ValueError, RuntimeError) as exc:
-                raise ModelError(f"{self.info.name}: inference failed ({exc})") from None
+                raise ModelError(f"{self.info.name}: inference failed ({one_line(str(exc))})") from None
+        if out.size != spec.map_height * spec.map_width:
+            raise ModelError(f"{self.info.name}: the output map changed size at run time ({list(out.shape)})")
         out = out.reshape(spec.map_height, spec.map_width)
         q = self.info.output_quant
         if q.quantized:
@@ -164,35 +169,36 @@ class SaliencyModel:
 _STDERR_LOCK = threading.Lock()  # file descriptor 2 is one per process: one redirection at a time
 
 
+def one_line(*parts: str, limit: int = 300) -> str:
+    """The runtime's messages (often many lines, repeated) as one short line for an error message."""
+    lines = dict.fromkeys(ln.strip() for part in parts for ln in part.splitlines() if ln.strip())
+    text = "; ".join(lines) or "no reason given"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 @contextlib.contextmanager
-def runtime_info_filtered() -> Iterator[None]:
-    """The TFLite runtime writes 'INFO: Created TensorFlow Lite XNNPACK delegate for CPU.' straight to
-    file descriptor 2 while it builds an interpreter: drop its INFO lines, pass everything else on."""
+def runtime_messages(said: list[str]) -> Iterator[None]:
+    """The TFLite runtime writes straight to file descriptor 2 while it builds an interpreter ('INFO:
+    Created TensorFlow Lite XNNPACK delegate for CPU.', and on failure many 'ERROR:' lines): capture it,
+    drop the INFO lines and put the rest into ``said``, for the caller to fold into one line."""
     try:
         fd = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):  # no real stderr (a notebook, a service)
         yield
         return
-    with _STDERR_LOCK, _redirected(fd):
-        yield
-
-
-@contextlib.contextmanager
-def _redirected(fd: int) -> Iterator[None]:
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), fd)
-        try:
-            yield
-        finally:
-            os.dup2(saved, fd)
-            os.close(saved)
-            capture.seek(0)
-            for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True):
-                if not line.startswith("INFO: "):
-                    sys.stderr.write(line)
-            sys.stderr.flush()
+    with _STDERR_LOCK:
+        sys.stderr.flush()
+        saved = os.dup(fd)
+        with tempfile.TemporaryFile() as capture:
+            os.dup2(capture.fileno(), fd)
+            try:
+                yield
+            finally:
+                os.dup2(saved, fd)
+                os.close(saved)
+                capture.seek(0)
+                text = capture.read(1 << 16).decode("utf-8", "replace")
+                said.extend(ln for ln in map(str.strip, text.splitlines()) if ln and not ln.startswith("INFO: "))
 
 
 def _read_model(model: ModelSource, name: str | None) -> tuple[bytes, str]:
@@ -201,7 +207,14 @@ def _read_model(model: ModelSource, name: str | None) -> tuple[bytes, str]:
     path = Path(model)
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
-    return path.read_bytes(), name or str(path)
+    size = path.stat().st_size  # a sparse file can claim gigabytes: refused before a byte is read
+    if size > MAX_MODEL_BYTES:
+        raise ModelError(f"{path}: {size} bytes, more than a model may have ({MAX_MODEL_BYTES})")
+    with path.open("rb") as f:
+        data = f.read(MAX_MODEL_BYTES + 1)
+    if len(data) > MAX_MODEL_BYTES:  # grew while we looked
+        raise ModelError(f"{path}: more than {MAX_MODEL_BYTES} bytes, more than a model may have")
+    return data, name or str(path)
 
 
 def _pick_input(details: list[dict], name: str) -> dict:

@@ -66,6 +66,10 @@ CRAFTED = {
     ),
     "graph input out of range": lambda m: _set(m.subgraphs[0], inputs=[10_000]),
     "no graph output": lambda m: _set(m.subgraphs[0], outputs=[]),
+    # a size computed at run time escapes every cap (a 20000x20000 map went through)
+    "resize to a size computed at run time": lambda m: _set(
+        _op(m, "RESIZE_BILINEAR"), inputs=[_op(m, "RESIZE_BILINEAR").inputs[0], _op(m, "CONV_2D").outputs[0]]
+    ),
     "weights shorter than their shape": lambda m: _set(
         m.buffers[next(t.buffer for t in m.subgraphs[0].tensors if m.buffers[t.buffer].data is not None)], data=[1, 2]
     ),

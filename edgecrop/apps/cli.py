@@ -30,6 +30,7 @@ from ..errors import BackendError, EdgecropError, ImageError, OptionError, Outpu
 from ..images import LoadedImage, load_image, picture_to_show
 from ..modelfile.registry import DEFAULT_MODEL, list_models
 from ..search import Boost, Policy, SearchOptions, parse_aspects, short_ratios
+from . import stop
 from .info import card_summary
 from .output import SAVE_FORMATS, OutputWriter, resolved
 from .progress import progress
@@ -39,14 +40,6 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".ti
 HEATMAP_MAX_SIDE = 1600  # heatmaps are pictures to look at: the photo at its size, or scaled to fit this
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised where the program is so that outputs in progress are cleaned up."""
-
-
-def _terminate(signum, frame) -> None:
-    raise Terminated
-
-
 def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 done, 1 some inputs failed, 2 a usage, model or output error, 130 Ctrl-C, 143 SIGTERM."""
     parser = _parser()
@@ -54,25 +47,25 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    previous = stop.install()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # edgecrop applies its own limit
             return args.run(args)
     except EdgecropError as exc:
+        if (signum := stop.received()) is not None:  # the signal broke what ran (an import, say): it is why
+            return stop.report(signum)
         print(f"edgecrop: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `edgecrop crop ... --json | head -1`: the reader has all it wanted
         _silence_stdout()
         return 0
     except KeyboardInterrupt:
-        print("edgecrop: interrupted", file=sys.stderr)
-        return 130
-    except Terminated:
-        print("edgecrop: terminated", file=sys.stderr)
-        return 143
+        return stop.report(signal.SIGINT)
+    except stop.Terminated:
+        return stop.report(signal.SIGTERM)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        stop.restore(previous)
 
 
 def _silence_stdout() -> None:

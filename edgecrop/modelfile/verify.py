@@ -13,7 +13,8 @@ every offset is bounds-checked while reading, and then:
   * every tensor named in UTF-8, of a known type, rank <= 6, dimensions >= 0, at most MAX_ELEMENTS elements, all of them
     together at most MAX_TOTAL_BYTES; constant data exactly the tensor's size, inside the file;
   * quantisation vectors of matching lengths, their dimension inside the tensor;
-  * constant shape operands (reshape, broadcast, resize, pad) within the same bounds;
+  * shape operands (reshape, broadcast, resize, pad) constant and within the same bounds, or for reshape and
+    broadcast taken from other tensors' shapes without arithmetic;
   * every metadata entry named in UTF-8 and pointing at a buffer that exists.
 Anything else is a ``ModelError`` naming what is wrong. It reads the schema's fields by number
 (schema.fbs), so it needs no generated code and works with every TFLite runtime. This is the one reader
@@ -33,6 +34,7 @@ from .card import CARD_METADATA_NAME, ModelCard
 
 MAX_ELEMENTS = 1 << 26  # one tensor: 64 M elements (a 4096 x 4096 x 4 map)
 MAX_TOTAL_BYTES = 1 << 31  # every tensor together
+MAX_MODEL_BYTES = 1 << 28  # the file: 256 MB (saliency models are 0.1 to 20 MB)
 MAX_RANK = 6
 
 # TensorType -> bytes per element (None: allowed but of no fixed size: only for non-constant tensors)
@@ -105,8 +107,14 @@ MAX_MULTIPLIER = 1e3  # input scale x weight scale / output scale of a weighted 
 _WEIGHTED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
 # operands that may be absent (-1): the bias of convolutions and fully connected layers
 _OPTIONAL = {"CONV_2D": {2}, "DEPTHWISE_CONV_2D": {2}, "FULLY_CONNECTED": {2}}
-# operators whose second operand, when constant, is a shape (or paddings) that sizes the output
+# operators whose second operand is a shape (or paddings) that sizes the output
 _SHAPE_OPERANDS = {"RESHAPE", "BROADCAST_TO", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "PAD"}
+# ... of which these may take one computed at run time, from other tensors' shapes without arithmetic (the
+# teacher's layer norms do): such a size is bounded by tensors that exist. A resize or pad computed at run
+# time could ask for any size, past every cap here, so theirs must be constant.
+_COMPUTED_SHAPE_OK = {"RESHAPE", "BROADCAST_TO"}
+# operators that move shape values around without arithmetic: their outputs are shapes if their inputs are
+_SHAPE_PLUMBING = {"SHAPE", "BROADCAST_ARGS", "STRIDED_SLICE", "SLICE", "PACK", "CONCATENATION", "RESHAPE", "SQUEEZE"}
 
 
 class _Bad(Exception):
@@ -275,6 +283,7 @@ def _verify(buf: _Buffer) -> dict[str, tuple[int, int]]:
     empty = {k for k, t in enumerate(tensors) if 0 in t.shape}  # zero elements: nothing to write or read
     available = set(inputs) | constant | empty | {k for k, t in enumerate(tensors) if t.is_variable}
     written: set[int] = set()
+    shapes: set[int] = set()  # tensors holding shapes of other tensors (see _SHAPE_PLUMBING)
     for n, op in enumerate(buf.tables(graph, _GRAPH_OPERATORS)):
         code = buf.scalar(op, _OP_OPCODE, "<I")
         if code >= len(opcodes):
@@ -298,8 +307,15 @@ def _verify(buf: _Buffer) -> dict[str, tuple[int, int]]:
             multiplier = float(scales[ins[0]][0]) * scales[ins[1]].astype(np.float64) / float(scales[outs[0]][0])
             if multiplier.max() > MAX_MULTIPLIER:
                 raise _Bad(f"operator {n} ({op_name}) rescales by {multiplier.max():.3g} (at most {MAX_MULTIPLIER:g})")
-        if op_name in _SHAPE_OPERANDS and len(ins) > 1 and ins[1] in constant:  # index 1 is never optional
-            _check_shape_operand(buffers[tensors[ins[1]].buffer] or b"", tensors[ins[1]], op_name, n)
+        if op_name == "SHAPE" or (
+            op_name in _SHAPE_PLUMBING and all(i in shapes or i in constant or i not in written for i in ins)
+        ):
+            shapes.update(outs)
+        if op_name in _SHAPE_OPERANDS and len(ins) > 1:  # index 1 is never optional
+            if ins[1] in constant:
+                _check_shape_operand(buffers[tensors[ins[1]].buffer] or b"", tensors[ins[1]], op_name, n)
+            elif op_name not in _COMPUTED_SHAPE_OK or ins[1] not in shapes:
+                raise _Bad(f"operator {n} ({op_name}) takes a size computed at run time (edgecrop needs it fixed)")
     for i in outputs:
         if i not in available:
             raise _Bad(f"the graph's output {i} is never written")
