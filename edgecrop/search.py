@@ -131,6 +131,7 @@ MAX_SCALE_STEPS = 64
 MAX_ASPECTS = 64  # ratios in one call: with top_k and min_scale, what a call may ask of the search is bounded
 MAX_TOP_K = 64
 MAX_BOOST_WEIGHT = 1e6
+MAX_BOOSTS = 64  # each adds a pass over the map
 
 
 @dataclass(frozen=True)
@@ -182,9 +183,11 @@ class SearchOptions:
         if self.engine is Engine.NUMPY and self.top_k > 1:
             raise OptionError("the numpy engine finds the best window only: top_k > 1 needs numba (or auto)")
         number(self.nms_iou, "nms_iou", 0.0, 1.0, low_open=True)
+        if isinstance(self.boosts, (str, bytes)) or not isinstance(self.boosts, Sequence):
+            raise OptionError("boosts must be a list of Boost objects")
         boosts = tuple(self.boosts)
-        if not all(isinstance(b, Boost) for b in boosts):
-            raise OptionError("boosts must be Boost objects")
+        if len(boosts) > MAX_BOOSTS or not all(isinstance(b, Boost) for b in boosts):
+            raise OptionError(f"boosts must be at most {MAX_BOOSTS} Boost objects")
         object.__setattr__(self, "boosts", boosts)
         conflicts = _policy_conflicts(self.policy, {name: getattr(self, name) for name in _POLICY_BOUND})
         if conflicts:

@@ -19,6 +19,7 @@ from edgecrop.apps.audit import (
     join,
     kept,
     pair_outcomes,
+    read_faces,
     summarise_faces,
     summarise_pairs,
 )
@@ -90,9 +91,9 @@ def test_position_bias_shows_in_position_rates():
 
 def test_faces_kept_whole_against_the_centre(tmp_path):
     Image.new("RGB", (300, 100), (128, 128, 128)).save(tmp_path / "p.png")
-    annotations = {
-        "p.png": {"faces": [[140, 40, 20, 20, 1, 0, 0, 0], [0, 40, 20, 20, 1, 0, 0, 0], [5, 5, 9, 9, 0, 1, 0, 0]]}
-    }
+    faces = {"p.png": {"faces": [[140, 40, 20, 20, 1, 0, 0, 0], [0, 40, 20, 20, 1, 0, 0, 0], [5, 5, 9, 9, 0, 1, 0, 0]]}}
+    (tmp_path / "faces.json").write_text(json.dumps(faces))
+    annotations = read_faces(tmp_path / "faces.json")
     with Cropper() as cropper:
         rows = face_outcomes(cropper, annotations, tmp_path, [AspectRatio(1, 1)], [Policy.CENTRE])
     assert len(rows) == 2  # the profile face is not counted

@@ -108,3 +108,52 @@ def test_numba_never_caches_into_the_package_folder(sample_path, tmp_path):
     assert proc.returncode == 0 and proc.stderr == ""
     assert {p: p.stat().st_mtime_ns for p in package.rglob("*.nbi")} == before
     assert list((tmp_path / "cache" / "edgecrop" / "numba").rglob("*.nbi"))  # cached where the user's caches are
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("[1, 2]", ["expected an object of photo names, not list"]),
+        ('{"a.jpg": null}', ["'a.jpg'", "expected"]),
+        ('{"a.jpg": {"faces": [[1, 2, null, 4, 1]]}}', ["a face is [left, top, width, height, frontal]"]),
+        ('{"a.jpg": {"faces": [[1, 2, 3]]}}', ["a face is"]),
+        ('{"a.jpg": {"faces": "x"}}', ["expected"]),
+        ('{"a.jpg": {"faces": [[1, 2, 1e999, 4, 1]]}}', ["a face is"]),
+        ('{"../secret.jpg": {"faces": []}}', ["is not a photo's file name"]),
+        ("[" * 100_000 + "]" * 100_000, ["cannot read the annotations (RecursionError"]),
+        ("{not json", ["cannot read the annotations (JSONDecodeError"]),
+    ],
+)
+def test_malformed_face_annotations_are_one_line(tmp_path, text, words):
+    path = tmp_path / "faces.json"
+    path.write_text(text)
+    proc = run("audit", "faces", path, "--images", tmp_path, "--out-dir", tmp_path / "out")
+    one_error_line(proc, str(path), *words)
+    assert proc.returncode == 2 and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--top-k", "9" * 400], ["top_k", "an integer of 400 digits"]),
+        (["--min-scale", "1" + "0" * 400], ["min_scale"]),
+        (["--focus", "1" + "0" * 400 + ",5"], ["focus"]),
+    ],
+)
+def test_huge_numbers_are_one_short_line(sample_path, args, words):
+    proc = run("crop", sample_path, *args)
+    assert proc.returncode == 2 and len(one_error_line(proc, *words)) < 200
+
+
+def test_options_of_the_wrong_type_are_option_errors():
+    from edgecrop import Boost, OptionError, SearchOptions
+
+    for make in (
+        lambda: SearchOptions(min_scale=10**400),
+        lambda: SearchOptions(boosts=5),  # type: ignore[arg-type]
+        lambda: SearchOptions(boosts=[Boost(1, 1)] * 65),
+        lambda: Boost(x=10**400, y=0),
+        lambda: Boost(x=None, y=0),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(OptionError):
+            make()

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image
 
+from .._validate import finite, shown
 from ..cropper import Cropper
 from ..errors import ImageError, OptionError, OutputError
 from ..geometry import AspectRatio
@@ -278,9 +279,46 @@ _FACES_CAVEAT = (
 # ---- faces -------------------------------------------------------------------------------------------------
 
 
+MAX_ANNOTATION_BYTES = 64 << 20
+
+
+def read_faces(path: Path) -> dict[str, list[tuple[float, float, float, float]]]:
+    """{photo file name: its frontal face boxes (left, top, width, height)} from annotations in EyeCrowd's
+    layout ({name: {"faces": [[left, top, width, height, frontal], ...]}}); anything else is one OptionError
+    naming what is wrong (the file is the user's, perhaps hostile: wrong types, nulls, deep nesting)."""
+    try:
+        with path.open("rb") as f:
+            text = f.read(MAX_ANNOTATION_BYTES + 1)
+        if len(text) > MAX_ANNOTATION_BYTES:
+            raise OptionError(f"{path}: more than {MAX_ANNOTATION_BYTES >> 20} MB of annotations")
+        data = json.loads(text)
+    except (OSError, ValueError, RecursionError) as exc:
+        raise OptionError(f"{path}: cannot read the annotations ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, dict):
+        raise OptionError(f"{path}: expected an object of photo names, not {type(data).__name__}")
+    out = {}
+    for name, entry in data.items():
+        where = f"{path}: {name[:60]!r}"
+        if not name or Path(name).name != name or name in (".", ".."):
+            raise OptionError(f"{where} is not a photo's file name")
+        faces = entry.get("faces", []) if isinstance(entry, dict) else None
+        if not isinstance(faces, list):
+            raise OptionError(f'{where}: expected {{"faces": [[left, top, width, height, frontal], ...]}}')
+        boxes = []
+        for face in faces:
+            if not (isinstance(face, list) and len(face) >= 5 and all(finite(v) for v in face[:5])):
+                raise OptionError(f"{where}: a face is [left, top, width, height, frontal], numbers; not {shown(face)}")
+            if face[2] <= 0 or face[3] <= 0:
+                raise OptionError(f"{where}: a face box has no area ({shown(face)})")
+            if face[4]:  # frontal faces only
+                boxes.append((float(face[0]), float(face[1]), float(face[2]), float(face[3])))
+        out[name] = boxes
+    return out
+
+
 def face_outcomes(
     cropper: Cropper,
-    annotations: dict[str, Any],
+    annotations: dict[str, list[tuple[float, float, float, float]]],
     images: Path,
     ratios: Sequence[AspectRatio],
     policies: Sequence[Policy],
@@ -289,7 +327,7 @@ def face_outcomes(
     """Per photo and face: its relative size and, per policy and ratio, whether the crop kept it whole."""
     rows = []
     for name in progress(sorted(annotations), desc="faces"):
-        faces = [f for f in annotations[name].get("faces", []) if len(f) >= 5 and f[4]]  # frontal faces
+        faces = annotations[name]
         if not faces:
             continue
         try:
@@ -301,7 +339,7 @@ def face_outcomes(
         crops = {
             p.value: find_crops(sal, loaded.width, loaded.height, ratios, SearchOptions(policy=p)) for p in policies
         }
-        for left, top, w, h, *_ in faces:
+        for left, top, w, h in faces:
             row: dict[str, Any] = {"image": name, "size": (w * h) / area}
             for p, cs in crops.items():
                 for r, c in zip(ratios, cs):

@@ -25,6 +25,7 @@ from PIL import Image
 
 from .. import __version__
 from .._backend import delegate_library, get_backend
+from .._validate import shown
 from ..cropper import DEFAULT_ASPECTS, Cropper, CropperOptions, CropResult
 from ..errors import BackendError, EdgecropError, ImageError, OptionError, OutputError
 from ..images import LoadedImage, load_image, picture_to_show
@@ -259,12 +260,7 @@ def _run_audit_faces(args) -> int:
     from . import audit
 
     audit.check_writable(args.out_dir, args.overwrite)
-    try:
-        annotations = json.loads(args.annotations.read_text())
-    except (OSError, ValueError) as exc:
-        raise OptionError(f"{args.annotations}: cannot read the annotations ({exc})") from None
-    if not isinstance(annotations, dict):
-        raise OptionError(f"{args.annotations}: expected an object of photo names")
+    annotations = audit.read_faces(args.annotations)
     ratios = parse_aspects(args.aspect or list(DEFAULT_ASPECTS))
     with _cropper(args) as cropper:
         rows = audit.face_outcomes(cropper, annotations, args.images, ratios, _audit_policies(args), progress)
@@ -341,12 +337,12 @@ def parse_focus(text: str) -> Boost:
     except ValueError:
         values, w = [], 0.0
     if len(values) not in (2, 4) or w <= 0:
-        raise OptionError(f"--focus {text!r}: use X,Y or X,Y,W,H with an optional @WEIGHT > 0")
+        raise OptionError(f"--focus {shown(text)}: use X,Y or X,Y,W,H with an optional @WEIGHT > 0")
     try:
         x, y, bw, bh = values if len(values) == 4 else (*values, 0.0, 0.0)
         return Boost(x, y, bw, bh, weight=w)
     except OptionError as exc:
-        raise OptionError(f"--focus {text!r}: {exc}") from None
+        raise OptionError(f"--focus {shown(text)}: {exc}") from None
 
 
 def _cropper(args) -> Cropper:
