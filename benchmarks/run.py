@@ -23,7 +23,8 @@ import numpy as np
 from benchmarks import report
 from converters import paths
 from converters.evaluate import CROP_ASPECTS, Photo, evaluate_model, fixations_inside, validation_sets
-from edgecrop import SearchOptions, bench
+from edgecrop import SearchOptions
+from edgecrop.apps import bench
 from edgecrop.apps.progress import progress
 from edgecrop.geometry import AspectRatio
 from edgecrop.modelfile.registry import list_models

@@ -9,8 +9,9 @@ from .apps import stop
 
 
 def main(argv: list[str] | None = None) -> int:
-    previous = stop.install()
-    try:
+    previous: dict = {}
+    try:  # a Ctrl-C even before the handlers are set is caught below
+        previous = stop.install()
         from .apps.cli import main as run  # NumPy, Pillow: half a second in which a Ctrl-C may come
 
         return run(argv)

@@ -24,11 +24,12 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar, Union
 
 import numpy as np
+from PIL import Image
 
 from ._validate import count
 from .errors import EdgecropError, OptionError
 from .geometry import AspectRatio
-from .images import DEFAULT_MAX_PIXELS, ImageSource, LoadedImage, load_image
+from .images import DEFAULT_MAX_MEMORY, DEFAULT_MAX_PIXELS, ImageSource, LoadedImage, load_image, picture_to_show
 from .model import ModelSource, SaliencyModel
 from .modelfile.registry import resolve_model
 from .postprocess import postprocess
@@ -51,12 +52,14 @@ class CropperOptions:
     delegate: str | None = None  # 'edgetpu', 'armnn' or a delegate library path
     delegate_options: dict[str, str] = field(default_factory=dict)
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are refused (decompression bombs)
+    max_memory: int = DEFAULT_MAX_MEMORY  # bytes one photo's pixels may cost (estimated before decoding)
     background: tuple[int, int, int] = (255, 255, 255)  # behind transparent pixels
 
     def __post_init__(self) -> None:
         if self.num_threads is not None:
             count(self.num_threads, "num_threads", MAX_THREADS)
         count(self.max_pixels, "max_pixels")
+        count(self.max_memory, "max_memory")
         bg = self.background
         if not (
             isinstance(bg, (tuple, list)) and len(bg) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in bg)
@@ -144,8 +147,19 @@ class Cropper:
             image,
             min_size=lambda width, height: decode_size(width, height, spec),
             max_pixels=self.options.max_pixels,
+            max_memory=self.options.max_memory,
             background=self.options.background,
         )
+
+    def load_to_write(self, image: ImageSource) -> LoadedImage:
+        """Decode ``image`` at full resolution in its own mode, to cut crops from (each piece converted with
+        ``images.keepable``), within the same limits."""
+        options = self.options
+        return load_image(image, max_pixels=options.max_pixels, max_memory=options.max_memory, keep_mode=True)
+
+    def picture(self, image: ImageSource, loaded: LoadedImage, max_side: int) -> Image.Image:
+        """The photo to show a person (a heatmap's, the demo's), scaled to fit ``max_side``."""
+        return picture_to_show(image, loaded, max_side, self.options.max_pixels, self.options.max_memory)
 
     def saliency(self, image: ImageSource | LoadedImage) -> np.ndarray:
         """The probability map (float32, sums to 1) covering exactly the image."""

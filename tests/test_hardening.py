@@ -109,7 +109,7 @@ def test_unreadable_folder_is_one_item_error(tmp_path, monkeypatch, sample_path)
 def test_huge_declared_image_decodes_only_what_outputs_need(tmp_path):
     big = tmp_path / "big.jpg"
     Image.new("RGB", (10000, 10000), (90, 120, 200)).save(big, quality=50)  # 100 MP, a few hundred KB
-    proc = run("crop", big, "--out-dir", tmp_path / "out", "--heatmap", "--aspect", "1:1")
+    proc = run("crop", big, "--out-dir", tmp_path / "out", "--heatmap", "--aspect", "1:1", "--max-memory", "1000")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == f"edgecrop: wrote 2 files to {tmp_path / 'out'}\n"  # no DecompressionBombWarning
     assert Image.open(tmp_path / "out" / "big_heatmap.png").size == (1600, 1600)

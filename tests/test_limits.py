@@ -5,6 +5,7 @@ line runs in a subprocess and its whole stderr is compared."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -157,3 +158,119 @@ def test_options_of_the_wrong_type_are_option_errors():
     ):
         with pytest.raises(OptionError):
             make()
+
+
+# ---- folders the user cannot read, EXIF that outgrows a JPEG ------------------------------------------------
+
+
+def _without_permission_override() -> list[str]:
+    """A command prefix under which root, too, is refused what the permission bits refuse (setpriv drops
+    the capabilities that override them); none for another user."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    prefix = [setpriv or "setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    prefix.append("--inh-caps=-dac_override,-dac_read_search")
+    if setpriv is None or subprocess.run([*prefix, "true"], capture_output=True).returncode != 0:
+        pytest.skip("as root, needs setpriv (util-linux) to drop the permission override")
+    return prefix
+
+
+def test_folders_the_user_cannot_read_are_one_line_each(tmp_path, sample_path):
+    prefix = _without_permission_override()
+    locked, ok = tmp_path / "locked", tmp_path / "ok"
+    locked.mkdir()
+    ok.mkdir()
+    shutil.copy(sample_path, locked / "a.jpg")
+    shutil.copy(sample_path, ok / "b.jpg")
+    locked.chmod(0)
+    try:
+
+        def edgecrop(*args):
+            command = [*prefix, sys.executable, "-m", "edgecrop", *map(str, args)]
+            return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+
+        inside = edgecrop("crop", "locked/a.jpg", "ok/b.jpg")
+        assert inside.returncode == 1 and inside.stdout.startswith("ok/b.jpg (")  # the batch went on
+        assert inside.stderr == "edgecrop: error: locked/a.jpg: cannot read it (Permission denied)\n"
+        folder = edgecrop("crop", "locked", "ok/b.jpg")
+        assert folder.stderr == "edgecrop: error: locked: cannot read the folder (Permission denied)\n"
+        for out in ("locked/out", "locked/x/y"):
+            proc = edgecrop("crop", "ok/b.jpg", "--out-dir", out)
+            assert proc.returncode == 2
+            assert proc.stderr == f"edgecrop: error: {out}: cannot create the folder (Permission denied)\n"
+    finally:
+        locked.chmod(0o700)
+
+
+def hostile_exif(comment: int = 40_000) -> bytes:
+    """EXIF whose Exif and GPS pointers share one IFD of ``comment`` bytes: written back, each pointer gets
+    its own copy, past the 64 KB a JPEG segment holds."""
+    import struct
+
+    sub = 8 + 2 + 2 * 12 + 4
+    data = sub + 2 + 12 + 4
+    tiff = b"II*\x00" + struct.pack("<IH", 8, 2)
+    tiff += struct.pack("<HHII", 0x8769, 4, 1, sub) + struct.pack("<HHII", 0x8825, 4, 1, sub) + struct.pack("<I", 0)
+    tiff += struct.pack("<H", 1) + struct.pack("<HHII", 0x9286, 7, comment, data) + struct.pack("<I", 0)
+    return b"Exif\x00\x00" + tiff + b"A" * comment
+
+
+def test_exif_that_outgrows_a_jpeg_on_resave_still_gives_crops(tmp_path, sample_path):
+    from PIL import Image
+
+    photo = tmp_path / "gps.jpg"
+    Image.new("RGB", (64, 48), (200, 100, 50)).save(photo, exif=hostile_exif())
+    proc = run("crop", photo, sample_path, "--aspect", "1:1", "--out-dir", tmp_path / "out")
+    assert (proc.returncode, proc.stderr) == (0, f"edgecrop: wrote 2 files to {tmp_path / 'out'}\n")
+    with Image.open(tmp_path / "out" / "gps_1x1.jpg") as crop:
+        assert crop.size == (48, 48) and crop.getexif().get_ifd(0x8769)  # the Exif IFD kept, GPS dropped
+
+
+# ---- memory: the estimate before decoding, shrinking before converting --------------------------------------
+
+
+def test_the_memory_limit_is_decided_before_decoding(tmp_path):
+    from PIL import Image
+
+    from edgecrop import ImageError, load_image
+
+    grey = tmp_path / "grey.png"
+    Image.new("L", (2000, 2000), 90).save(grey)  # 4 MB decoded
+    small = load_image(grey, min_size=(256, 256), max_memory=5 << 20)
+    assert small.rgb.mode == "RGB" and small.rgb.size == (285, 285) and (small.width, small.height) == (2000, 2000)
+    with pytest.raises(ImageError, match=r"2000x2000 \(L\) needs about 7 MB to decode, over the memory limit of 5 MB"):
+        load_image(grey, max_memory=5 << 20, keep_mode=True)  # crops to write: a second full-size copy
+    rgba = tmp_path / "rgba.png"
+    Image.new("RGBA", (1000, 1000), (9, 9, 9, 9)).save(rgba)  # 4 MB; crops to write are composited
+    assert load_image(rgba, min_size=(256, 256), max_memory=10 << 20).rgb.size == (333, 333)
+    with pytest.raises(ImageError, match="needs about 15 MB"):
+        load_image(rgba, max_memory=10 << 20, keep_mode=True)
+
+
+@pytest.mark.parametrize("mode", ["1", "P", "I;16", "I", "F", "LA", "RGBA", "CMYK"])
+def test_every_mode_shrinks_to_what_the_model_needs(tmp_path, mode):
+    from PIL import Image
+
+    from edgecrop import load_image
+
+    path = tmp_path / f"big.{'tif' if mode in ('I', 'F', 'CMYK', 'I;16') else 'png'}"
+    Image.new(mode, (1200, 900)).save(path)
+    loaded = load_image(path, min_size=(256, 192))
+    assert loaded.rgb.mode == "RGB" and loaded.rgb.size == (300, 225)
+    assert load_image(path, keep_mode=True).rgb.size == (1200, 900)
+
+
+def test_a_photo_over_the_memory_limit_writes_nothing(tmp_path, sample_path):
+    from PIL import Image
+
+    big = tmp_path / "big.png"
+    Image.new("RGB", (2000, 1500), (90, 120, 200)).save(big)  # 12 MB decoded, 24 MB to write crops
+    proc = run("crop", big, sample_path, "--out-dir", tmp_path / "out", "--heatmap", "--max-memory", "20")
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"edgecrop: error: {big}: 2000x1500 (RGB) needs about 22 MB to decode, over the memory limit of 20 MB "
+        "(max_memory; --max-memory MB on the command line)",
+        f"edgecrop: wrote 5 files to {tmp_path / 'out'}",
+    ]
+    assert not list((tmp_path / "out").glob("big*"))

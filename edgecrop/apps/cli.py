@@ -17,7 +17,7 @@ import signal
 import sys
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ from .._backend import delegate_library, get_backend
 from .._validate import shown
 from ..cropper import DEFAULT_ASPECTS, Cropper, CropperOptions, CropResult
 from ..errors import BackendError, EdgecropError, ImageError, OptionError, OutputError
-from ..images import LoadedImage, load_image, picture_to_show
+from ..images import DEFAULT_MAX_MEMORY, LoadedImage, keepable
 from ..modelfile.registry import DEFAULT_MODEL, list_models
 from ..search import Boost, Policy, SearchOptions, parse_aspects, short_ratios
 from . import stop
@@ -94,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     model_opts.add_argument("--delegate", help="accelerator: edgetpu, armnn, or a delegate library path")
     model_opts.add_argument("--delegate-option", action="append", default=[], metavar="KEY=VALUE")
+    model_opts.add_argument(
+        "--max-memory",
+        type=int,
+        metavar="MB",
+        help=f"refuse a photo whose pixels would cost more (default {DEFAULT_MAX_MEMORY >> 20}; per photo and job)",
+    )
 
     search_opts = argparse.ArgumentParser(add_help=False)
     search_opts.add_argument(
@@ -296,7 +302,11 @@ def expand_inputs(inputs: list[str], out_dir: Path | None = None) -> Inputs:
     out = resolved(out_dir) if out_dir is not None else None
     for item in inputs:
         p = Path(item)
-        if not p.is_dir():
+        try:
+            folder = p.is_dir()
+        except OSError:  # inside a folder the user cannot read: that input's own error, when it is read
+            folder = False
+        if not folder:
             found.files.append(p)
             continue
         try:
@@ -352,9 +362,12 @@ def _cropper(args) -> Cropper:
         if not sep:
             raise OptionError(f"--delegate-option {item!r}: use KEY=VALUE")
         options[key] = value
-    return Cropper(
-        CropperOptions(model=args.model, num_threads=args.threads, delegate=args.delegate, delegate_options=options)
+    cropper_options = CropperOptions(
+        model=args.model, num_threads=args.threads, delegate=args.delegate, delegate_options=options
     )
+    if args.max_memory is not None:  # megabytes here, bytes in the options (which refuse 0 and less)
+        cropper_options = replace(cropper_options, max_memory=args.max_memory << 20 if args.max_memory > 0 else 0)
+    return Cropper(cropper_options)
 
 
 def _focus(args) -> list[Boost]:
@@ -440,16 +453,16 @@ def _run_crop(args) -> int:
     def handle(cropper: Cropper, path: Path, loaded: LoadedImage, result: CropResult, writer: OutputWriter) -> str:
         record = {**result.as_dict(), "image": str(path)}
         if args.out_dir:
+            full = cropper.load_to_write(path)  # first: a photo over the limits writes nothing
             if args.heatmap:
-                shown = picture_to_show(path, loaded, HEATMAP_MAX_SIDE, cropper.options.max_pixels)
+                shown = cropper.picture(path, loaded, HEATMAP_MAX_SIDE)
                 heat = overlay(shown, result.saliency, result.crops, (result.width, result.height), focus)
                 record["heatmap"] = str(writer.save(heat, path, "heatmap", "PNG"))
             options = cropper.options
-            full = load_image(path, max_pixels=options.max_pixels, background=options.background, keep_mode=True)
             fmt = full.format if full.format in SAVE_FORMATS else "PNG"
             for c, entry in zip(result.crops, record["crops"]):
                 suffix = c.aspect.label.replace(":", "x") + (f"_{c.rank + 1}" if c.rank else "")
-                piece = full.rgb.crop((c.x, c.y, c.x + c.width, c.y + c.height))
+                piece = keepable(full.rgb.crop((c.x, c.y, c.x + c.width, c.y + c.height)))
                 saved = writer.save(piece, path, suffix, fmt, full.icc_profile, full.exif, options.background)
                 entry["file"] = str(saved)
         if args.json:
@@ -469,7 +482,7 @@ def _run_saliency(args) -> int:
         if args.format == "npy":
             writer.save_npy(result.saliency.astype(np.float32), path)
         else:
-            shown = picture_to_show(path, loaded, HEATMAP_MAX_SIDE, cropper.options.max_pixels)
+            shown = cropper.picture(path, loaded, HEATMAP_MAX_SIDE)
             heat = overlay(shown, result.saliency, result.crops, (result.width, result.height), focus)
             writer.save(heat, path, "heatmap", "PNG")
         return ""

@@ -25,7 +25,6 @@ from PIL import Image
 from .._resources import sample_photo
 from ..cropper import DEFAULT_ASPECTS, Cropper
 from ..errors import EdgecropError, ImageError, OptionError
-from ..images import picture_to_show
 from ..search import Boost, SearchOptions, parse_aspects, shortfalls
 from .render import colourise, ratio_colours
 
@@ -52,7 +51,7 @@ def crop_request(cropper: Cropper, data: bytes, query: dict[str, list[str]]) -> 
     loaded = cropper.load(data)
     result = cropper.crop(loaded, aspects, options)
     notes += shortfalls(result.crops, options)
-    shown = picture_to_show(data, loaded, SHOWN_SIDE, cropper.options.max_pixels)
+    shown = cropper.picture(data, loaded, SHOWN_SIDE)
     heat = Image.fromarray(colourise(result.saliency), "RGB")
     colours = ratio_colours(result.crops)
     return {

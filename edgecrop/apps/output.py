@@ -66,11 +66,11 @@ class OutputWriter:
                 self.renamed.append((p, stem))
         self._mode = 0o666 & ~current_umask()
         if out_dir is not None:
-            if out_dir.exists() and not out_dir.is_dir():
-                raise OutputError(f"{out_dir}: not a folder")
             try:
                 out_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
+            except FileExistsError:
+                raise OutputError(f"{out_dir}: not a folder") from None
+            except OSError as exc:  # a parent the user cannot read or write, a read-only disk
                 raise OutputError(f"{out_dir}: cannot create the folder ({exc.strerror or exc})") from None
 
     def target(self, source: Path, suffix: str, ext: str) -> Path:
@@ -80,8 +80,7 @@ class OutputWriter:
         dest = self.out_dir / (f"{stem}_{suffix}{ext}" if suffix else f"{stem}{ext}")
         if resolved(dest) in self.inputs:
             raise OutputError(f"{dest}: refusing to overwrite an input")
-        if dest.exists() and not self.overwrite:
-            raise OutputError(f"{dest}: already exists (use --overwrite to replace it)")
+        self._refuse_existing(dest)
         return dest
 
     def save(
@@ -119,9 +118,16 @@ class OutputWriter:
         if self.out_dir is None:
             raise OutputError("no output folder (--out-dir)")
         dest = self.out_dir / name
-        if dest.exists() and not self.overwrite:
-            raise OutputError(f"{dest}: already exists (use --overwrite to replace it)")
+        self._refuse_existing(dest)
         return self._write(dest, write)
+
+    def _refuse_existing(self, dest: Path) -> None:
+        try:
+            taken = dest.exists()  # Python 3.11 raises where the folder cannot be searched
+        except OSError as exc:
+            raise OutputError(f"{dest}: cannot look into the folder ({exc.strerror or exc})") from None
+        if taken and not self.overwrite:
+            raise OutputError(f"{dest}: already exists (use --overwrite to replace it)")
 
     def _write(
         self, dest: Path, write: Callable[[BinaryIO], object], check: Callable[[str], None] | None = None
@@ -147,6 +153,8 @@ class OutputWriter:
             raise OutputError(f"{dest}: already exists (use --overwrite to replace it)") from None
         except OSError as exc:
             raise OutputError(f"{dest}: cannot write it ({exc.strerror or exc})") from None
+        except (ValueError, TypeError) as exc:  # an encoder refusing what it was given (EXIF too long, say)
+            raise OutputError(f"{dest}: cannot write it ({type(exc).__name__}: {exc})") from None
         finally:
             if tmp:
                 Path(tmp).unlink(missing_ok=True)

@@ -26,9 +26,10 @@ def _on_signal(signum, frame) -> None:
 
 def install() -> dict:
     """Handle SIGTERM, and SIGINT unless it is ignored (a background job's); returns what to restore."""
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _on_signal)}
+    previous = {}
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         previous[signal.SIGINT] = signal.signal(signal.SIGINT, _on_signal)
+    previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _on_signal)
     return previous
 
 
