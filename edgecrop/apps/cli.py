@@ -179,6 +179,9 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", parents=[model_opts], help="a local page: heatmap, crops, policies, focal point")
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     demo.add_argument("--port", type=int, default=7860)
+    demo.add_argument(
+        "--read-timeout", type=float, metavar="S", help="seconds a request may take to arrive (default 20)"
+    )
     demo.set_defaults(run=_run_demo)
 
     bench = sub.add_parser("bench", help="latency benchmark on this device (see edgecrop.apps.bench)")
@@ -212,13 +215,16 @@ def _run_bench(args) -> int:
 
 
 def _run_demo(args) -> int:
-    from .demo import serve
+    from .demo import READ_TIMEOUT, serve
 
     if not 0 <= args.port <= 65535:
         raise OptionError("--port must be from 0 to 65535")
+    read_timeout = READ_TIMEOUT if args.read_timeout is None else args.read_timeout
+    if not 0.1 <= read_timeout <= 3600:
+        raise OptionError("--read-timeout must be from 0.1 to 3600 seconds")
     with _cropper(args) as cropper:
         try:
-            serve(cropper, args.host, args.port)
+            serve(cropper, args.host, args.port, read_timeout=read_timeout)
         except OSError as exc:
             raise OptionError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
     return 0
