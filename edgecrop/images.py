@@ -334,18 +334,16 @@ def _scale_to_8bit(img: Image.Image) -> Image.Image:
             part = img.crop((0, top, img.width, min(img.height, top + rows)))
             yield top, np.asarray(part.convert("F") if part.mode.startswith("I;16") else part, dtype=np.float64)
 
-    if img.mode.startswith("I;16"):
-        brightest, top_value = 65535.0, 65535.0
-    else:
-        brightest = max((float(np.max(a, where=np.isfinite(a), initial=0.0)) for _, a in strips()), default=0.0)
-        if img.mode == "F" and brightest <= 1.0:
-            top_value = 1.0
-        else:
-            top_value = brightest if brightest > 255 else 255.0
     out = np.empty((img.height, img.width), np.uint8)
-    for top, a in strips():
-        a = np.where(np.isfinite(a), a, np.where(a > 0, brightest, 0.0))  # +inf: the brightest, nan/-inf: 0
-        out[top : top + len(a)] = np.clip(a * (255.0 / top_value) + 0.5, 0, 255).astype(np.uint8)
+    with np.errstate(all="ignore"):  # NaN and infinities are handled here, not warned about
+        if img.mode.startswith("I;16"):
+            brightest, top_value = 65535.0, 65535.0
+        else:
+            brightest = max((float(np.max(a, where=np.isfinite(a), initial=0.0)) for _, a in strips()), default=0.0)
+            top_value = 1.0 if img.mode == "F" and brightest <= 1.0 else max(brightest, 255.0)
+        for top, a in strips():
+            a = np.where(np.isfinite(a), a, np.where(a > 0, brightest, 0.0))  # +inf: the brightest, nan/-inf: 0
+            out[top : top + len(a)] = np.clip(a * (255.0 / top_value) + 0.5, 0, 255).astype(np.uint8)
     return Image.fromarray(out, "L")
 
 

@@ -2,8 +2,10 @@
 
     python -m tests.fuzz_models --count 2000 --seed 1     # longer runs by hand; the suite runs a few hundred
 
-Mutants of a model's bytes (1-4 bytes overwritten, mostly in the flatbuffer's tables rather than in the
-weights, where a change only alters numbers) are loaded with SaliencyModel and run once. Each line of
+Mutants of a model's bytes are loaded with SaliencyModel and run once. Two kinds, alternately: structural
+(1-4 bytes overwritten, mostly in the flatbuffer's tables rather than in the weights, where a change only
+alters numbers) and quantisation (a tensor's scale or zero point set to a hostile value: 0, negative,
+infinite, NaN, denormal, huge, out of its type's range: what made LiteRT abort the process). Each line of
 output is ``<seed> ok|refused|BUG <text>``; a mutant that kills the process is the last seed printed
 (the parent sees the signal). Exit status 0 unless a BUG line was printed.
 """
@@ -17,7 +19,19 @@ import numpy as np
 
 from edgecrop import EdgecropError, SaliencyModel
 from edgecrop.modelfile.registry import resolve_model
-from edgecrop.modelfile.verify import _BUFFER_DATA, _MODEL_BUFFERS, _Buffer
+from edgecrop.modelfile.verify import (
+    _BUFFER_DATA,
+    _GRAPH_TENSORS,
+    _MODEL_BUFFERS,
+    _MODEL_SUBGRAPHS,
+    _QUANT_SCALE,
+    _QUANT_ZERO,
+    _TENSOR_QUANT,
+    _Buffer,
+)
+
+HOSTILE_SCALES = np.array([0.0, -1.0, np.inf, -np.inf, np.nan, 1e-42, 1e-31, 1e5, 3e38], np.float32)
+HOSTILE_ZEROS = np.array([-129, 128, 256, -32769, 32768, 2**40, -(2**62)], np.int64)
 
 
 def weight_ranges(data: bytes) -> list[tuple[int, int]]:
@@ -40,6 +54,36 @@ def mutate(data: bytes, rng: np.random.Generator, structure: np.ndarray) -> byte
     return bytes(out)
 
 
+def quantisation_fields(data: bytes) -> list[tuple[int, int, str]]:
+    """(byte offset, count, "scale" | "zero") of every quantisation vector in the model's tensors."""
+    buf = _Buffer(data)
+    graph = buf.tables(buf.table(buf.uoffset(0)), _MODEL_SUBGRAPHS)[0]
+    out = []
+    for t in buf.tables(graph, _GRAPH_TENSORS):
+        pos = buf.field(t, _TENSOR_QUANT)
+        if pos is None:
+            continue
+        q = buf.table(buf.uoffset(pos))
+        for index, kind, size in ((_QUANT_SCALE, "scale", 4), (_QUANT_ZERO, "zero", 8)):
+            start, count = buf.vector(q, index, size)
+            if count:
+                out.append((start, count, kind))
+    return out
+
+
+def requantise(data: bytes, rng: np.random.Generator, fields: list[tuple[int, int, str]]) -> bytes:
+    """One quantisation vector entry (or all of a vector) set to a hostile value."""
+    out = bytearray(data)
+    start, count, kind = fields[int(rng.integers(0, len(fields)))]
+    which = range(count) if rng.random() < 0.3 else [int(rng.integers(0, count))]
+    for i in which:
+        if kind == "scale":
+            out[start + 4 * i : start + 4 * i + 4] = HOSTILE_SCALES[int(rng.integers(0, len(HOSTILE_SCALES)))].tobytes()
+        else:
+            out[start + 8 * i : start + 8 * i + 8] = HOSTILE_ZEROS[int(rng.integers(0, len(HOSTILE_ZEROS)))].tobytes()
+    return bytes(out)
+
+
 def structure_bytes(data: bytes) -> np.ndarray:
     mask = np.ones(len(data), bool)
     for a, b in weight_ranges(data):
@@ -48,12 +92,13 @@ def structure_bytes(data: bytes) -> np.ndarray:
 
 
 def run(data: bytes, count: int, seed: int) -> int:
-    structure = structure_bytes(data)
+    structure, fields = structure_bytes(data), quantisation_fields(data)
     bugs = 0
     pixels = None
     for k in range(count):
         s = seed * 1_000_003 + k
-        mutant = mutate(data, np.random.default_rng(s), structure)
+        rng = np.random.default_rng(s)
+        mutant = requantise(data, rng, fields) if fields and k % 2 else mutate(data, rng, structure)
         print(s, end=" ", flush=True)  # the last seed printed is the one that crashed, if any
         try:
             with SaliencyModel(mutant, num_threads=1) as model:

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .. import __version__
 from .._backend import delegate_library, get_backend
@@ -51,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     previous = stop.install()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # edgecrop applies its own limit
+            if not sys.warnoptions:  # a decoder's warnings about a user's file are not for them (-W shows them)
+                warnings.simplefilter("ignore")
             return args.run(args)
     except EdgecropError as exc:
         if (signum := stop.received()) is not None:  # the signal broke what ran (an import, say): it is why
