@@ -5,9 +5,11 @@ calibrated probability of where people look, centre bias included, on photos of 
 trained on OSIE-like photos is over-confident away from the centre on other photos; a flatter map
 (temperature T > 1) mixed with a centred Gaussian (weight w, standard deviation sigma times each side)
 corrects that (a temperature below 1 would sharpen the map past what its training calibrated; once
-chosen at 0.75, it cost the maps their edge over the teacher's, so the grid starts at 1). The three
-numbers are chosen on the validation crops (OSIE val, EyeCrowd val and their
-shape re-cuts, every ratio), maximising the mean plus the worst of the three sets' pooled scores, where a
+chosen at 0.75, it cost the maps their edge over the teacher's, so the grid starts at 1); the weight may
+then follow how unsure each map is (its entropy: ``CentrePrior.confidence``, a second grid at the chosen
+temperature and sigma, so that a map that knows little leans on the centre more, or less). The
+numbers are chosen on the validation crops (OSIE val, EyeCrowd val, NUS Scene val and the first two's
+shape re-cuts, every ratio), maximising the mean plus the worst of the sets' pooled scores, where a
 set's pooled score is its fixations gained over the centre crop, summed over the four ratios, divided by
 what the best placements gain (so no kind of photo is traded away for another, and ratios where the
 centre crop is already nearly perfect, whose normalised scores are mostly noise, weigh what they gain).
@@ -42,26 +44,34 @@ log = logging.getLogger("converters.calibrate")
 TEMPERATURES = (1.0, 1.25, 1.5, 2.0, 3.0)
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.45, 0.6, 0.75)
 SIGMAS = (0.15, 0.2, 0.25, 0.35, 0.5)
+# how the prior's weight follows the map's unsureness (CentrePrior.confidence), searched at the best
+# temperature and sigma of the first grid: 0 is the fixed weight of that grid
+CONFIDENCES = (-1.0, -0.5, 0.5, 1.0, 2.0)
 CV_SEED = 5
 
-
-def grid() -> list[tuple[float, float, float]]:
-    """(temperature, weight, sigma); with weight 0 the sigma does not matter, so it appears once."""
-    return [(t, w, s) for t, w, s in itertools.product(TEMPERATURES, WEIGHTS, SIGMAS) if w > 0 or s == SIGMAS[0]]
+Params = tuple[float, float, float, float]  # temperature, weight, sigma, confidence
 
 
-def kept_counts(
-    raw: list[np.ndarray], photos: list[Photo], params: list[tuple[float, float, float]], output: OutputCard
-) -> np.ndarray:
+def grid() -> list[Params]:
+    """(temperature, weight, sigma, 0); with weight 0 the sigma does not matter, so it appears once."""
+    return [(t, w, s, 0.0) for t, w, s in itertools.product(TEMPERATURES, WEIGHTS, SIGMAS) if w > 0 or s == SIGMAS[0]]
+
+
+def confidence_grid(temperature: float, sigma: float) -> list[Params]:
+    """The weights again, each with every confidence, at one temperature and sigma."""
+    return [(temperature, w, sigma, c) for w, c in itertools.product(WEIGHTS, CONFIDENCES)]
+
+
+def kept_counts(raw: list[np.ndarray], photos: list[Photo], params: list[Params], output: OutputCard) -> np.ndarray:
     """Fixations kept by the crop of each ratio: (len(params), len(photos), len(CROP_ASPECTS)), the raw
-    maps postprocessed as ``output`` says at each (temperature, prior weight, sigma)."""
+    maps postprocessed as ``output`` says at each (temperature, prior weight, sigma, confidence)."""
     aspects, options = parse_aspects(CROP_ASPECTS), SearchOptions()
     out = np.zeros((len(params), len(photos), len(aspects)))
-    for k, (t, w, s) in enumerate(params):
+    for k, (t, w, s, c) in enumerate(params):
         for i, (r, p) in enumerate(zip(raw, photos)):
-            sal = postprocess(r, output, temperature=t, prior=CentrePrior(w, s))
-            for j, c in enumerate(find_crops(sal, p.width, p.height, aspects, options)):
-                out[k, i, j] = fixations_inside(p.fixations, c.x, c.y, c.width, c.height)
+            sal = postprocess(r, output, temperature=t, prior=CentrePrior(w, s, c))
+            for j, crop in enumerate(find_crops(sal, p.width, p.height, aspects, options)):
+                out[k, i, j] = fixations_inside(p.fixations, crop.x, crop.y, crop.width, crop.height)
     return out
 
 
@@ -114,10 +124,14 @@ def fit(model: bytes | Path | str, sets: dict[str, list[Photo]]) -> dict:
     }
     log.info("calibrating on %d photos x %d parameter sets", len(photos), len(params))
     kept = kept_counts(raw, photos, params, output)
+    t, _, s, _ = params[int(np.argmax(objective(pooled(kept, baselines, index))))]
+    more = confidence_grid(t, s)
+    log.info("and %d more: the prior's weight following the map's unsureness", len(more))
+    params, kept = params + more, np.concatenate([kept, kept_counts(raw, photos, more, output)])
     all_cells = cells(kept, baselines, index)
     score = objective(pooled(kept, baselines, index))
     best = int(np.argmax(score))
-    plain = params.index((1.0, 0.0, SIGMAS[0]))
+    plain = params.index((1.0, 0.0, SIGMAS[0], 0.0))
 
     # 2-fold cross-validation: choose on one half of every set, measure on the other half
     rng = np.random.default_rng(CV_SEED)
@@ -136,10 +150,10 @@ def fit(model: bytes | Path | str, sets: dict[str, list[Photo]]) -> dict:
                 "test": _cells_dict(cells(kept, baselines, test_idx)[k], names),
             }
         )
-    t, w, s = params[best]
+    t, w, s, c = params[best]
     return {
         "temperature": t,
-        "centre_prior": {"weight": w, "sigma": s} if w > 0 else None,
+        "centre_prior": {"weight": w, "sigma": s, "confidence": c} if w > 0 or c != 0 else None,
         "objective": f"mean + worst over ({', '.join(names)}) of the pooled normalised crop score",
         "photos": {n: len(sets[n]) for n in names},
         "pooled": dict(zip(names, np.round(pooled(kept, baselines, index)[best], 4).tolist())),
@@ -147,12 +161,12 @@ def fit(model: bytes | Path | str, sets: dict[str, list[Photo]]) -> dict:
         "chosen": _cells_dict(all_cells[best], names),
         "uncalibrated": _cells_dict(all_cells[plain], names),
         "cross_validation": held_out,
-        "grid": {"temperature": TEMPERATURES, "weight": WEIGHTS, "sigma": SIGMAS},
+        "grid": {"temperature": TEMPERATURES, "weight": WEIGHTS, "sigma": SIGMAS, "confidence": CONFIDENCES},
     }
 
 
-def _named(p: tuple[float, float, float]) -> dict:
-    return {"temperature": p[0], "weight": p[1], "sigma": p[2]}
+def _named(p: Params) -> dict:
+    return {"temperature": p[0], "weight": p[1], "sigma": p[2], "confidence": p[3]}
 
 
 def _cells_dict(row: np.ndarray, names: list[str]) -> dict:

@@ -26,7 +26,7 @@ def postprocess(
     model card's) says; ``temperature`` and ``prior`` replace the card's (``CentrePrior(0, ...)``: none)."""
     prob = to_probability(raw, output.kind, output.temperature if temperature is None else temperature)
     prior = output.centre_prior if prior is None else prior
-    return prob if prior is None else mix_centre_prior(prob, prior.weight, prior.sigma)
+    return prob if prior is None else mix_centre_prior(prob, prior.weight, prior.sigma, prior.confidence)
 
 
 def to_probability(values: np.ndarray, kind: OutputKind | str, temperature: float = 1.0) -> np.ndarray:
@@ -55,8 +55,24 @@ def centre_prior_map(height: int, width: int, sigma: float) -> np.ndarray:
     return g / g.sum()
 
 
-def mix_centre_prior(prob: np.ndarray, weight: float, sigma: float) -> np.ndarray:
-    """(1 - weight) * prob + weight * centre prior: the map the crop search works on."""
+MAX_PRIOR_WEIGHT = 0.95
+
+
+def prior_weight(prob: np.ndarray, weight: float, confidence: float = 0.0) -> float:
+    """The centre prior's weight for this map: ``weight`` moved by ``confidence`` times how unsure the map
+    is (its entropy over log(cells), minus 0.5), kept in [0, MAX_PRIOR_WEIGHT]."""
+    if confidence == 0.0 or prob.size < 2:
+        return weight
+    p = prob.astype(np.float64).ravel()
+    p = p[p > 0] / p.sum()
+    unsure = float(-(p * np.log(p)).sum() / np.log(prob.size))
+    return float(np.clip(weight + confidence * (unsure - 0.5), 0.0, MAX_PRIOR_WEIGHT))
+
+
+def mix_centre_prior(prob: np.ndarray, weight: float, sigma: float, confidence: float = 0.0) -> np.ndarray:
+    """(1 - w) * prob + w * centre prior, w = prior_weight(prob, weight, confidence): the map the crop
+    search works on."""
+    weight = prior_weight(prob, weight, confidence)
     if weight <= 0:
         return prob
     height, width = prob.shape

@@ -169,6 +169,9 @@ def output_cases() -> list[dict]:
         ("logits", 1.0, 0.1, 0, (0.3, 0.25), False),
         ("logits", 1.5, 0.08, -20, (0.75, 1.5), False),
         ("logits", 1.0, 0.0395, 85, (0.6, 0.5), True),
+        ("logits", 1.0, 0.1, 0, (0.3, 0.25, 1.0), False),  # the weight follows the map's unsureness
+        ("logits", 2.0, 0.05, 3, (0.0, 0.35, 2.0), False),
+        ("logits", 1.0, 0.2, -7, (0.45, 0.2, -0.5), False),
     ]:
         q = rng.integers(-128, 128, 30).astype(np.int8)
         deq = ((q.astype(np.float32) - zp) * scale).astype(np.float32)
@@ -214,7 +217,7 @@ def card_cases() -> dict:
             "std": list(c.input.std),
             "kind": c.output.kind.value,
             "temperature": c.output.temperature,
-            "centre_prior": [prior.weight, prior.sigma] if prior else None,
+            "centre_prior": [prior.weight, prior.sigma, prior.confidence] if prior else None,
             "flip_average": c.output.flip_average,
             "recommended_policy": c.recommended_policy.value if c.recommended_policy else None,
         }
@@ -229,6 +232,7 @@ def card_cases() -> dict:
         '{"name": "m", "output": {"kind": "logits", "temperature": 0}}',
         '{"name": "m", "output": {"centre_prior": {"weight": 1.5, "sigma": 0.3}}}',
         '{"name": "m", "output": {"centre_prior": {"weight": 0.2}}}',
+        '{"name": "m", "output": {"centre_prior": {"weight": 0.2, "sigma": 0.3, "confidence": 11}}}',
         '{"name": "m", "recommended_policy": "biggest"}',
         '{"name": "m", "output": {"flip_average": "yes"}}',
         '{"name": "m", "output": {"flip_average": 1}}',

@@ -15,7 +15,9 @@ def card_summary(card: ModelCard) -> list[str]:
     size = f"{inp.width}x{inp.height} " if inp.width and inp.height else ""
     lines.append(f"input: {size}{inp.resize.value}, {inp.channels}; output: {out.kind.value} (T={out.temperature:g})")
     if out.centre_prior:
-        lines.append(f"centre prior: weight {out.centre_prior.weight:.2f}, sigma {out.centre_prior.sigma:.2f}")
+        prior = out.centre_prior
+        follows = f", moving {prior.confidence:+.2f} with the map's unsureness" if prior.confidence else ""
+        lines.append(f"centre prior: weight {prior.weight:.2f}, sigma {prior.sigma:.2f}{follows}")
     if out.flip_average:
         lines.append("flip-averaged: run on the photo and its mirror image (two inferences per map)")
     size_bits = [f"{card.parameters:,} parameters" if card.parameters else "", _mflops(card.flops), card.quantization]

@@ -53,19 +53,26 @@ class InputCard:
 @dataclass(frozen=True)
 class CentrePrior:
     """A centre-bias prior mixed into the probability map before the search:
-    p = (1 - weight) * p_model + weight * g, where g is a Gaussian at the picture's centre with standard
-    deviations ``sigma`` times the picture's width and height (normalised over the picture's cells).
+    p = (1 - w) * p_model + w * g, where g is a Gaussian at the picture's centre with standard deviations
+    ``sigma`` times the picture's width and height (normalised over the picture's cells), and
+    w = clip(weight + confidence * (u - 0.5), 0, 0.95) moves with how unsure the map is: u is its
+    entropy over log(cells), 0 with all mass on one cell, 1 flat (``confidence`` 0: w = weight).
     Learned on validation crops (converters.calibrate) and carried by the card, so every runtime
     applies the same one."""
 
     weight: float
     sigma: float
+    confidence: float = 0.0
 
     def __post_init__(self) -> None:
         if not (finite(self.weight) and 0.0 <= self.weight < 1.0):
             raise ModelError(f"model card: output.centre_prior.weight must be in [0, 1), not {self.weight!r}")
         if not (finite(self.sigma) and 0.01 <= self.sigma <= 10.0):
             raise ModelError(f"model card: output.centre_prior.sigma must be in [0.01, 10], not {self.sigma!r}")
+        if not (finite(self.confidence) and -10.0 <= self.confidence <= 10.0):
+            raise ModelError(
+                f"model card: output.centre_prior.confidence must be in [-10, 10], not {self.confidence!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -24,15 +24,18 @@ public final class ModelCard {
         }
     }
 
-    /** p = (1 - weight) * p_model + weight * centred Gaussian (sigma times each side). */
+    /** p = (1 - w) * p_model + w * centred Gaussian (sigma times each side), w = weight moved by confidence
+     *  times how unsure the map is (Saliency.priorWeight). */
     public static final class CentrePrior {
-        public final double weight, sigma;
+        public final double weight, sigma, confidence;
 
-        CentrePrior(double weight, double sigma) {
+        CentrePrior(double weight, double sigma, double confidence) {
             if (!(weight >= 0 && weight < 1)) throw new IllegalArgumentException("model card: output.centre_prior.weight must be in [0, 1)");
             if (!(sigma >= 0.01 && sigma <= 10)) throw new IllegalArgumentException("model card: output.centre_prior.sigma must be in [0.01, 10]");
+            if (!(confidence >= -10 && confidence <= 10)) throw new IllegalArgumentException("model card: output.centre_prior.confidence must be in [-10, 10]");
             this.weight = weight;
             this.sigma = sigma;
+            this.confidence = confidence;
         }
     }
 
@@ -96,7 +99,8 @@ public final class ModelCard {
         if (p != null) {
             Map<String, Object> m = object(p, "output.centre_prior");
             prior = new CentrePrior(number(m.get("weight"), "output.centre_prior.weight"),
-                    number(m.get("sigma"), "output.centre_prior.sigma"));
+                    number(m.get("sigma"), "output.centre_prior.sigma"),
+                    number(m.getOrDefault("confidence", 0.0), "output.centre_prior.confidence"));
         }
         Object flip = out.getOrDefault("flip_average", Boolean.FALSE);
         if (!(flip instanceof Boolean))

@@ -66,8 +66,22 @@ public final class Saliency {
         return g;
     }
 
-    /** edgecrop.postprocess.mix_centre_prior: (1 - weight) * p + weight * centre prior, renormalised. */
-    public static double[] mixCentrePrior(double[] p, int h, int w, double weight, double sigma) {
+    /** edgecrop.postprocess.MAX_PRIOR_WEIGHT. */
+    public static final double MAX_PRIOR_WEIGHT = 0.95;
+
+    /** edgecrop.postprocess.prior_weight: weight moved by confidence times (the map's entropy over log(cells) - 0.5). */
+    public static double priorWeight(double[] p, double weight, double confidence) {
+        if (confidence == 0 || p.length < 2) return weight;
+        double total = 0, entropy = 0;
+        for (double v : p) if (v > 0) total += v;
+        for (double v : p) if (v > 0) entropy -= (v / total) * Math.log(v / total);
+        double unsure = entropy / Math.log(p.length);
+        return Math.min(MAX_PRIOR_WEIGHT, Math.max(0.0, weight + confidence * (unsure - 0.5)));
+    }
+
+    /** edgecrop.postprocess.mix_centre_prior: (1 - w) * p + w * centre prior, renormalised, w = priorWeight(...). */
+    public static double[] mixCentrePrior(double[] p, int h, int w, double weight, double sigma, double confidence) {
+        weight = priorWeight(p, weight, confidence);
         if (weight <= 0) return p;
         double[] g = centrePriorMap(h, w, sigma), out = new double[p.length];
         double total = 0;
@@ -80,6 +94,6 @@ public final class Saliency {
     public static double[] postprocess(double[] values, int h, int w, ModelCard card) {
         double[] p = toProbability(values, card.output.kind, card.output.temperature);
         ModelCard.CentrePrior prior = card.output.centrePrior;
-        return prior == null ? p : mixCentrePrior(p, h, w, prior.weight, prior.sigma);
+        return prior == null ? p : mixCentrePrior(p, h, w, prior.weight, prior.sigma, prior.confidence);
     }
 }

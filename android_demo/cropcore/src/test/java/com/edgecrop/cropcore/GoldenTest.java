@@ -175,6 +175,7 @@ public class GoldenTest {
             } else {
                 assertEquals(num(list(prior).get(0)), card.output.centrePrior.weight, 0);
                 assertEquals(num(list(prior).get(1)), card.output.centrePrior.sigma, 0);
+                assertEquals(num(list(prior).get(2)), card.output.centrePrior.confidence, 0);
             }
             assertEquals(want.get("flip_average"), card.output.flipAverage);
             Object policy = want.get("recommended_policy");
