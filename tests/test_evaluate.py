@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from converters.calibrate import cells, grid, objective, pooled
+from converters.calibrate import CONFIDENCES, cells, confidence_grid, grid, objective, pooled
 from converters.evaluate import (
     Photo,
     best_placement,
@@ -113,7 +113,9 @@ def test_rows_and_summary_of_a_map_that_knows_where_people_look(tmp_path):
 
 def test_calibration_objective_prefers_no_weak_cell():
     params = grid()
-    assert (1.0, 0.0, 0.15) in params and len(params) == len(set(params))
+    assert (1.0, 0.0, 0.15, 0.0) in params and len(params) == len(set(params))
+    more = confidence_grid(2.0, 0.35)  # the second grid: every weight with every confidence
+    assert len(more) == len(set(more)) and {c for *_, c in more} == set(CONFIDENCES)
     kept = np.array([[[9.0]], [[8.0]]])  # two parameter sets, one photo, one ratio
     baselines = {"n": np.array([10.0]), "centre": np.array([[5.0]]), "best": np.array([[10.0]])}
     c = cells(kept, baselines, {"a": np.array([0])})
@@ -148,3 +150,14 @@ def test_the_mean_over_ratios_has_a_joint_interval(tmp_path):
     assert s == set_summary(photo_rows(maps, photos))  # seeded
     perfect = set_summary(photo_rows(maps[1::2], photos[1::2]))
     assert perfect["mean_normalised"] == 1.0 and perfect["mean_ci95"] == [1.0, 1.0]
+
+
+def test_the_prior_weight_follows_how_unsure_the_map_is():
+    from edgecrop.postprocess import MAX_PRIOR_WEIGHT, prior_weight
+
+    flat, peaked = np.full((6, 8), 1 / 48), np.zeros((6, 8))
+    peaked[2, 3] = 1.0
+    assert prior_weight(flat, 0.3, 0.0) == prior_weight(peaked, 0.3, 0.0) == 0.3  # no confidence: fixed
+    assert prior_weight(flat, 0.3, 0.4) == pytest.approx(0.5)  # unsureness 1: weight + 0.4 * 0.5
+    assert prior_weight(peaked, 0.3, 0.4) == pytest.approx(0.1)  # unsureness 0: weight - 0.4 * 0.5
+    assert prior_weight(flat, 0.9, 2.0) == MAX_PRIOR_WEIGHT and prior_weight(peaked, 0.1, 2.0) == 0.0
