@@ -107,12 +107,23 @@ def model_card(arch: AnyArchitecture, parameters: int, kind: str, extra: dict, f
         training_data=training_data(arch, extra.get("training", {}).get("recipe", {}).get("fixation_sets", ())),
         training=extra.get("training", {}),
         metrics=extra.get("metrics", {}),
-        limits=(
-            "Trained on free-viewing fixations (OSIE: 15 observers per photo, EyeCrowd: 16) and a teacher "
-            "trained on SALICON; saliency models favour faces, text and high contrast, and have been shown to "
-            "favour some faces over others: show the heatmap and let people choose. Not evaluated on "
-            "non-photographic images."
-        ),
+        limits=limits(arch, extra.get("training", {}).get("recipe", {}).get("fixation_sets", ("osie", "eyecrowd"))),
+    )
+
+
+OBSERVERS = {"osie": "OSIE: 15 observers per photo", "eyecrowd": "EyeCrowd: 16", "nus_scene": "NUS Scene: 15"}
+
+
+def limits(arch: AnyArchitecture, fixation_sets) -> str:
+    """The card's limits: what the model learnt from, and what saliency models are known to do."""
+    from .trunk import TrunkArchitecture
+
+    sets = ", ".join(OBSERVERS.get(s, s) for s in fixation_sets)
+    features = "features pretrained on ImageNet, " if isinstance(arch, TrunkArchitecture) else ""
+    return (
+        f"Trained on {features}free-viewing fixations ({sets}) and a teacher trained on SALICON; saliency "
+        "models favour faces, text and high contrast, and have been shown to favour some faces over others: "
+        "show the heatmap and let people choose. Not evaluated on non-photographic images."
     )
 
 

@@ -63,7 +63,7 @@ def run_pipeline(work: Path, shared: Path, out: Path, recipe: Recipe, cache: Pat
     extra = {
         "training": {
             "recipe": recipe.to_dict(),
-            "command": "python -m converters.pipeline",
+            "command": "python -m converters.pipeline" + (" --pretrained" if recipe == PRETRAINED else ""),
             "start_mflops": flops(pruned_arch) / 1e6,
             "shipped": winner,
             "pruned_vs_scratch": comparison,
