@@ -88,7 +88,8 @@ class SaliencyModel:
         card = verify_model(data, name).card(name)  # verified before the runtime sees a byte of it
         delegates = [load_delegate(delegate, delegate_options)] if delegate else None
         self.delegate = delegate
-        said: list[str] = []  # what the runtime wrote on stderr while loading, INFO lines dropped
+        said: list[str] = []  # what was written on stderr while loading, INFO lines dropped
+        # (file descriptor 2 is the process's: other threads' lines, edgecrop's own, land here too)
         try:
             with runtime_messages(said):
                 self._interpreter = get_backend().interpreter_class(
@@ -96,9 +97,11 @@ class SaliencyModel:
                 )
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{name}: the TFLite runtime cannot load it ({one_line(str(exc), *said)})") from None
-        for line in said:  # loaded: its warnings (a delegate's, say) are the user's to see
-            print(f"edgecrop: note: {line}", file=sys.stderr)
+            ours = [line for line in said if line.startswith("edgecrop:")]
+            runtime = [line for line in said if not line.startswith("edgecrop:")]
+            _pass_on(ours)
+            raise ModelError(f"{name}: the TFLite runtime cannot load it ({one_line(str(exc), *runtime)})") from None
+        _pass_on(said)  # loaded: whatever was said (a delegate's warning, another thread's line) goes on
         self._input = _pick_input(self._interpreter.get_input_details(), name)
         self._output = _pick_output(self._interpreter.get_output_details(), card, name)
         self.info = _model_info(name, card, self._input, self._output)
@@ -169,6 +172,11 @@ class SaliencyModel:
 _STDERR_LOCK = threading.Lock()  # file descriptor 2 is one per process: one redirection at a time
 
 
+def _pass_on(lines: list[str]) -> None:
+    for line in lines:
+        print(line, file=sys.stderr)
+
+
 def one_line(*parts: str, limit: int = 300) -> str:
     """The runtime's messages (often many lines, repeated) as one short line for an error message."""
     lines = dict.fromkeys(ln.strip() for part in parts for ln in part.splitlines() if ln.strip())
@@ -198,7 +206,7 @@ def runtime_messages(said: list[str]) -> Iterator[None]:
                 os.close(saved)
                 capture.seek(0)
                 text = capture.read(1 << 16).decode("utf-8", "replace")
-                said.extend(ln for ln in map(str.strip, text.splitlines()) if ln and not ln.startswith("INFO: "))
+                said.extend(ln.rstrip() for ln in text.splitlines() if ln.strip() and not ln.startswith("INFO: "))
 
 
 def _read_model(model: ModelSource, name: str | None) -> tuple[bytes, str]:

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from benchmarks import report
+from edgecrop import Cropper
 from edgecrop.apps import bench
 from edgecrop.apps.cli import main
 from edgecrop.modelfile.registry import resolve_model
@@ -18,7 +19,9 @@ def test_bench_command_writes_results(tmp_path, capsys):
     args = ["bench", "--model", "edgecrop_int8", "--threads", "1", "--repeats", "1", "--out-dir", str(tmp_path)]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "| edgecrop_int8 | 1 | 256 |" in out
+    with Cropper() as cropper:
+        size = cropper.model.info.spec.width
+    assert f"| edgecrop_int8 | 1 | {size} |" in out
     (results,) = tmp_path.glob("*-bench.json")
     r = json.loads(results.read_text())
     assert set(r["inputs"]) == set(bench.INPUTS)

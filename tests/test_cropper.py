@@ -241,10 +241,12 @@ def test_mirrored_is_a_left_right_flip(h, w, c, dtype):
 
 
 @pytest.mark.parametrize(
-    ("size", "decoded"), [((1024, 768), (256, 192)), ((800, 600), (400, 300)), ((768, 1024), (192, 256))]
+    ("size", "decoded"), [((1024, 768), (256, 192)), ((800, 600), (200, 150)), ((768, 1024), (192, 256))]
 )
 def test_jpegs_decode_to_what_the_input_layout_needs(cropper, size, decoded):
-    # a letterboxed 256x256 input holds a 4:3 photo as 256x192: a 1024x768 JPEG decodes at 1/4, no larger
+    # a letterboxed 192x192 input holds a 4:3 photo as 192x144: a 1024x768 JPEG decodes at 1/4 (256x192),
+    # the smallest DCT scale that covers it, an 800x600 one at 1/4 too (200x150)
+    assert cropper.model.info.spec.width == 192
     buf = io.BytesIO()
     Image.new("RGB", size, (90, 120, 40)).save(buf, "JPEG")
     assert cropper.load(buf.getvalue()).rgb.size == decoded

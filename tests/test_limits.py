@@ -17,6 +17,16 @@ import pytest
 from .test_hardening import one_error_line, run
 
 
+# a background job of a non-interactive shell inherits SIGINT ignored (as pytest may run): the child puts
+# Python's own handler back first, as an interactive `edgecrop` has it, then starts as `python -m edgecrop`
+WITH_SIGINT = """
+import runpy, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
+sys.argv[0] = "edgecrop"
+runpy.run_module("edgecrop", run_name="__main__")
+"""
+
+
 def _handlers_set(pid: int) -> bool:
     """Whether the process catches SIGTERM yet (Linux: the SigCgt mask in /proc)."""
     try:
@@ -32,7 +42,7 @@ def _handlers_set(pid: int) -> bool:
 def test_a_signal_during_start_up_is_one_line(sample_path, sig, code, word):
     """Sent as soon as the command handles signals: while NumPy, Pillow and the runtime still import."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edgecrop", "crop", sample_path],
+        [sys.executable, "-c", WITH_SIGINT, "crop", sample_path],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -50,6 +60,7 @@ def test_a_signal_during_start_up_is_one_line(sample_path, sig, code, word):
 # the runtime's import is made to receive the signal and fail that way, as it does when the timing is unlucky
 SIGNAL_IN_RUNTIME_IMPORT = """
 import builtins, os, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in WITH_SIGINT
 real_import = builtins.__import__
 def hooked(name, *args, **kwargs):
     if name.startswith("ai_edge_litert"):
