@@ -16,7 +16,6 @@ import pytest
 
 from .test_hardening import one_error_line, run
 
-
 # a background job of a non-interactive shell inherits SIGINT ignored (as pytest may run): the child puts
 # Python's own handler back first, as an interactive `edgecrop` has it, then starts as `python -m edgecrop`
 WITH_SIGINT = """
