@@ -207,8 +207,9 @@ def _decode(
 
 def _shrunk(img: Image.Image, want: tuple[int, int], convert: Callable[[Image.Image], Image.Image]) -> Image.Image:
     """A decoded picture at least twice ``want`` a side, converted and shrunk by area averaging (by an
-    integer factor, so that it still covers ``want``) one band of rows at a time: no conversion (a
-    palette's, a transparency's compositing, 16 bits to 8) ever copies the whole picture."""
+    integer factor, so that it still covers ``want``; fewer than ``factor`` rows and columns at the far
+    edges are left out) one band of rows at a time: no conversion (a palette's, a transparency's
+    compositing, 16 bits to 8) ever copies the whole picture."""
     factor = min(img.width // max(1, want[0]), img.height // max(1, want[1]))
     if factor < 2:
         return convert(img)

@@ -205,7 +205,7 @@ def runtime_messages(said: list[str]) -> Iterator[None]:
                 os.dup2(saved, fd)
                 os.close(saved)
                 capture.seek(0)
-                text = capture.read(1 << 16).decode("utf-8", "replace")
+                text = capture.read().decode("utf-8", "replace")
                 said.extend(ln.rstrip() for ln in text.splitlines() if ln.strip() and not ln.startswith("INFO: "))
 
 

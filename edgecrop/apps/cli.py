@@ -371,8 +371,10 @@ def _cropper(args) -> Cropper:
     cropper_options = CropperOptions(
         model=args.model, num_threads=args.threads, delegate=args.delegate, delegate_options=options
     )
-    if args.max_memory is not None:  # megabytes here, bytes in the options (which refuse 0 and less)
-        cropper_options = replace(cropper_options, max_memory=args.max_memory << 20 if args.max_memory > 0 else 0)
+    if args.max_memory is not None:  # megabytes here, bytes in the options
+        if not 1 <= args.max_memory <= 1 << 30:
+            raise OptionError(f"--max-memory must be a number of megabytes from 1, not {shown(args.max_memory)}")
+        cropper_options = replace(cropper_options, max_memory=args.max_memory << 20)
     return Cropper(cropper_options)
 
 
