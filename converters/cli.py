@@ -1,5 +1,6 @@
 """``edgecrop-convert``: turn other saliency networks into edgecrop models, and check models for accelerators.
 
+edgecrop-convert model my_net.keras -o my_net_int8.tflite --calibration PHOTOS_DIR [--check PHOTOS_DIR]
 edgecrop-convert fastgaze fastgaze.vxm -o fastgaze_int8.tflite [--kind int8] [--calibration PHOTOS_DIR]
 edgecrop-convert edgetpu-check models/edgecrop_int8.tflite
 """
@@ -37,6 +38,24 @@ def main(argv: list[str] | None = None) -> int:
     fg.add_argument("--shared")
     fg.add_argument("--overwrite", action="store_true")
     fg.set_defaults(run=_run_fastgaze)
+
+    um = sub.add_parser("model", help="your own saliency network (Keras file, SavedModel) -> edgecrop TFLite")
+    um.add_argument("source", type=Path, help="a .keras/.h5 file or a SavedModel folder")
+    um.add_argument("-o", "--output", type=Path, required=True)
+    um.add_argument("--kind", choices=("int8", "float16", "float32"), default="int8")
+    um.add_argument("--calibration", type=Path, help="folder of photos for int8 calibration (needed for int8)")
+    um.add_argument("--check", type=Path, help="folder of photos for the int8-vs-float check (default: calibration)")
+    um.add_argument("--limit", type=int, default=200, help="at most this many calibration photos")
+    um.add_argument("--resize", choices=("letterbox", "stretch"), default="letterbox", help="how photos fill the input")
+    um.add_argument(
+        "--mean", type=float, nargs=3, default=(0.0, 0.0, 0.0), metavar="V", help="input = (pixel-mean)/std"
+    )
+    um.add_argument("--std", type=float, nargs=3, default=(255.0, 255.0, 255.0), metavar="V")
+    um.add_argument("--map-output", help="the output that is the map, for a model with several")
+    um.add_argument("--map-kind", choices=("logits", "probability", "saliency"), default="saliency")
+    um.add_argument("--size", help="HEIGHTxWIDTH, for a model whose input size is not fixed")
+    um.add_argument("--overwrite", action="store_true")
+    um.set_defaults(run=_run_model)
 
     tpu = sub.add_parser("edgetpu-check", help="ops of a .tflite that an Edge TPU would not take")
     tpu.add_argument("model", type=Path)
@@ -97,6 +116,34 @@ def _run_fastgaze(args) -> int:
         f"wrote {args.output} ({len(blob)} bytes); "
         f"crop with: edgecrop crop --model {args.output} --policy twitter PHOTO"
     )
+    return 0
+
+
+def _run_model(args) -> int:
+    from .user_model import SourceSpec, convert_user_model, source_kind
+
+    if args.output.exists() and not args.overwrite:
+        raise FileExistsError(f"{args.output} exists (use --overwrite)")
+    source_kind(args.source)  # a wrong or unsupported source is one line before TensorFlow loads
+    size = None
+    if args.size:
+        try:
+            height, width = (int(v) for v in args.size.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"--size {args.size!r}: use HEIGHTxWIDTH, e.g. 256x256") from None
+        size = (height, width)
+    spec = SourceSpec(args.resize, tuple(args.mean), tuple(args.std), args.map_output, args.map_kind, size)
+    if args.kind == "int8" and args.calibration is None:
+        raise ValueError("int8 needs real photos to calibrate on: give --calibration DIR (or --kind float16)")
+    calib = _photos(args.calibration, args.limit) if args.calibration else []
+    check = _photos(args.check, 100) if args.check else calib[:100]
+    blob, report = convert_user_model(args.source, spec, args.kind, calib, check)
+    tmp = args.output.with_name(args.output.name + ".tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(args.output)
+    for key, value in report.items():
+        print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    print(f"wrote {args.output} ({len(blob)} bytes); crop with: edgecrop crop --model {args.output} PHOTO")
     return 0
 
 
