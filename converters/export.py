@@ -48,7 +48,12 @@ def calibration_inputs(photos: list[Path], spec: InputSpec) -> list[np.ndarray]:
 
 def convert(model, kind: str, calibration: list[np.ndarray] | None = None) -> bytes:
     """TFLite bytes of a Keras model: kind is 'int8' (full integer), 'float16' or 'float32'."""
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    return configured(tf.lite.TFLiteConverter.from_keras_model(model), kind, calibration).convert()
+
+
+def configured(conv, kind: str, calibration: list[np.ndarray] | None = None):
+    """A TFLiteConverter set up for ``kind``: full-integer int8 (int8 input and output, ``calibration`` as
+    the representative dataset), float16 weights, or float32."""
     if kind == "float16":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.target_spec.supported_types = [tf.float16]
@@ -62,7 +67,7 @@ def convert(model, kind: str, calibration: list[np.ndarray] | None = None) -> by
         conv.inference_output_type = tf.int8
     elif kind != "float32":
         raise ValueError(f"unknown kind {kind!r}")
-    return conv.convert()
+    return conv
 
 
 def check_int8(data: bytes) -> list[str]:

@@ -172,21 +172,14 @@ def convert(network: Network, kind: str, calibration: list[np.ndarray]) -> bytes
     """TFLite bytes through TensorFlow's converter: full-integer int8, float16 or float32."""
     import tensorflow as tf
 
+    from .export import configured
+
     if isinstance(network.function, tf.keras.Model):
         conv = tf.lite.TFLiteConverter.from_keras_model(network.function)
     else:
         conv = tf.lite.TFLiteConverter.from_concrete_functions([network.function], network.owner)
-    if kind == "float16":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.target_spec.supported_types = [tf.float16]
-    elif kind == "int8":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = lambda: ([x] for x in calibration)
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = tf.int8
-        conv.inference_output_type = tf.int8
     try:
-        return conv.convert()
+        return configured(conv, kind, calibration).convert()
     except Exception as exc:  # noqa: BLE001 - the converter's errors are long: the gist, in one line
         first = next((ln for ln in str(exc).splitlines() if "error" in ln.lower()), str(exc)[:200])
         hint = " (try --kind float16)" if kind == "int8" else ""
