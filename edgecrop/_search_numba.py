@@ -8,6 +8,7 @@ the search first needs it: importing Numba costs a process about 0.3 s and 90 MB
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
@@ -19,6 +20,7 @@ import numpy as np
 from .search import TIE_TOLERANCE
 
 
+@functools.cache  # one choice for the three kernels
 def _cache_folder() -> Path | None:
     """Where compiled kernels are cached: NUMBA_CACHE_DIR when the user set it; else the user's cache
     (XDG_CACHE_HOME or ~/.cache, then edgecrop/numba); else a private folder under the temporary directory

@@ -287,7 +287,7 @@ def _orientation(img: Image.Image) -> int:
 
 def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
     """Convert any Pillow mode to RGB, compositing transparency and scaling high-bit-depth data."""
-    img = flatten(_to_keepable(img), background)
+    img = flatten(keepable(img), background)
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
@@ -304,13 +304,9 @@ _KEEPABLE = ("L", "LA", "RGB", "RGBA")
 
 
 def keepable(img: Image.Image) -> Image.Image:
-    """A picture (a piece of one loaded with ``keep_mode``) in the nearest of L, LA, RGB and RGBA."""
-    return _to_keepable(img)
-
-
-def _to_keepable(img: Image.Image) -> Image.Image:
-    """Any Pillow mode as the nearest of L, LA, RGB and RGBA: greyscale and transparency kept."""
-    if img.mode in ("L", "LA", "RGB", "RGBA"):
+    """Any Pillow mode (a piece of a picture loaded with ``keep_mode``, say) as the nearest of L, LA, RGB and
+    RGBA: greyscale and transparency kept."""
+    if img.mode in _KEEPABLE:
         return img
     if img.mode == "P":
         return img.convert("RGBA" if "transparency" in img.info else "RGB")

@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import re
-import signal
 import sys
 import warnings
 from collections import Counter
@@ -47,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    previous = stop.install()
+    return stop.guarded(lambda: _run(args))
+
+
+def _run(args) -> int:
     try:
         with warnings.catch_warnings():
             if not sys.warnoptions:  # a decoder's warnings about a user's file are not for them (-W shows them)
@@ -61,12 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `edgecrop crop ... --json | head -1`: the reader has all it wanted
         _silence_stdout()
         return 0
-    except KeyboardInterrupt:
-        return stop.report(signal.SIGINT)
-    except stop.Terminated:
-        return stop.report(signal.SIGTERM)
-    finally:
-        stop.restore(previous)
 
 
 def _silence_stdout() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable
 
 _STATUS: dict[int, tuple[int, str]] = {signal.SIGINT: (130, "interrupted"), signal.SIGTERM: (143, "terminated")}
 _received: list[int] = []
@@ -22,6 +23,21 @@ class Terminated(BaseException):
 def _on_signal(signum, frame) -> None:
     _received.append(signum)
     raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
+
+
+def guarded(body: Callable[[], int]) -> int:
+    """``body()`` with the handlers set: a Ctrl-C or SIGTERM anywhere in it, even one that came before the
+    handlers were, is its one line and exit status."""
+    previous: dict = {}
+    try:
+        previous = install()
+        return body()
+    except KeyboardInterrupt:
+        return report(signal.SIGINT)
+    except Terminated:
+        return report(signal.SIGTERM)
+    finally:
+        restore(previous)
 
 
 def install() -> dict:
