@@ -1,6 +1,6 @@
 """``edgecrop-convert``: turn other saliency networks into edgecrop models, and check models for accelerators.
 
-edgecrop-convert model my_net.keras -o my_net_int8.tflite --calibration PHOTOS_DIR [--check PHOTOS_DIR]
+edgecrop-convert model my_net.onnx -o my_net_int8.tflite --calibration PHOTOS_DIR [--check PHOTOS_DIR]
 edgecrop-convert fastgaze fastgaze.vxm -o fastgaze_int8.tflite [--kind int8] [--calibration PHOTOS_DIR]
 edgecrop-convert edgetpu-check models/edgecrop_int8.tflite
 """
@@ -39,8 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     fg.add_argument("--overwrite", action="store_true")
     fg.set_defaults(run=_run_fastgaze)
 
-    um = sub.add_parser("model", help="your own saliency network (Keras file, SavedModel) -> edgecrop TFLite")
-    um.add_argument("source", type=Path, help="a .keras/.h5 file or a SavedModel folder")
+    um = sub.add_parser(
+        "model", help="your own saliency network (Keras, SavedModel, ONNX, PyTorch, float TFLite) -> edgecrop TFLite"
+    )
+    um.add_argument(
+        "source",
+        help="a .keras/.h5 file, a SavedModel folder, an .onnx file, a PyTorch .pt2 (torch.export) or .pt/.pth "
+        "(TorchScript) file, package.module:function returning an nn.Module, or a float .tflite file",
+    )
     um.add_argument("-o", "--output", type=Path, required=True)
     um.add_argument("--kind", choices=("int8", "float16", "float32"), default="int8")
     um.add_argument("--calibration", type=Path, help="folder of photos for int8 calibration (needed for int8)")
@@ -53,7 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     um.add_argument("--std", type=float, nargs=3, default=(255.0, 255.0, 255.0), metavar="V")
     um.add_argument("--map-output", help="the output that is the map, for a model with several")
     um.add_argument("--map-kind", choices=("logits", "probability", "saliency"), default="saliency")
-    um.add_argument("--size", help="HEIGHTxWIDTH, for a model whose input size is not fixed")
+    um.add_argument("--temperature", type=float, default=1.0, help="logits maps: softmax(logits / T)")
+    um.add_argument("--size", help="HEIGHTxWIDTH, for a model whose input size is not fixed (PyTorch needs it)")
+    um.add_argument(
+        "--allow-float", action="store_true", help="int8: keep the ops int8 cannot take in float (listed in the report)"
+    )
+    um.add_argument("--fixations", type=Path, help="a fixations.json beside images/ (OSIE layout): score the crops")
     um.add_argument("--overwrite", action="store_true")
     um.set_defaults(run=_run_model)
 
@@ -64,8 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] in ("tensorflow", "keras", "tqdm", "matplotlib"):
-            print(f'edgecrop-convert: error: needs {exc.name}: pip install "edgecrop[convert]"', file=sys.stderr)
+        top = (exc.name or "").split(".")[0]
+        extra = {"tensorflow": "convert", "keras": "convert", "tqdm": "convert", "matplotlib": "convert"}
+        extra |= dict.fromkeys(("torch", "onnx", "onnx2torch", "litert_torch", "ai_edge_quantizer"), "torch")
+        if top in extra:
+            print(f'edgecrop-convert: error: needs {top}: pip install "edgecrop[{extra[top]}]"', file=sys.stderr)
             return 2
         raise
     except (VxmError, EdgecropError, ValueError, FileExistsError, FileNotFoundError) as exc:
@@ -132,12 +146,23 @@ def _run_model(args) -> int:
         except ValueError:
             raise ValueError(f"--size {args.size!r}: use HEIGHTxWIDTH, e.g. 256x256") from None
         size = (height, width)
-    spec = SourceSpec(args.resize, tuple(args.mean), tuple(args.std), args.map_output, args.map_kind, size)
+    spec = SourceSpec(
+        args.resize,
+        tuple(args.mean),
+        tuple(args.std),
+        args.map_output,
+        args.map_kind,
+        size,
+        args.temperature,
+        args.allow_float,
+    )
     if args.kind == "int8" and args.calibration is None:
         raise ValueError("int8 needs real photos to calibrate on: give --calibration DIR (or --kind float16)")
+    if args.fixations is not None and not args.fixations.is_file():
+        raise FileNotFoundError(f"--fixations {args.fixations}: no such file")
     calib = _photos(args.calibration, args.limit) if args.calibration else []
     check = _photos(args.check, 100) if args.check else calib[:100]
-    blob, report = convert_user_model(args.source, spec, args.kind, calib, check)
+    blob, report = convert_user_model(args.source, spec, args.kind, calib, check, args.fixations)
     tmp = args.output.with_name(args.output.name + ".tmp")
     tmp.write_bytes(blob)
     tmp.replace(args.output)

@@ -42,7 +42,7 @@ def load_fixations(dataset: Path, drop_first: bool = True, observers: bool = Fal
     """{image name: (n, 2) fixation x, y} of an OSIE-layout dataset (with ``observers``, (n, 3): x, y and
     the observer's number); each observer's first fixation (the start at screen centre) dropped, and
     points outside the image removed."""
-    raw = json.loads((dataset / "fixations.json").read_text())
+    raw = _records(dataset)
     out = {}
     for name, rec in raw.items():
         fix = np.asarray(rec["fixations"], dtype=np.float64).reshape(-1, 4)
@@ -55,10 +55,15 @@ def load_fixations(dataset: Path, drop_first: bool = True, observers: bool = Fal
     return out
 
 
+def _records(dataset: Path) -> dict:
+    """The dataset's fixations.json (``dataset`` is its folder, or the file itself)."""
+    return json.loads((dataset if dataset.is_file() else dataset / "fixations.json").read_text())
+
+
 def load_faces(dataset: Path) -> dict[str, np.ndarray]:
     """{image name: (n, 8) face boxes [left, top, width, height, frontal, profile, back, occluded]}
     (EyeCrowd; empty arrays for a dataset without face labels)."""
-    raw = json.loads((dataset / "fixations.json").read_text())
+    raw = _records(dataset)
     return {name: np.asarray(rec.get("faces", []), dtype=np.float64).reshape(-1, 8) for name, rec in raw.items()}
 
 

@@ -37,9 +37,8 @@ def edgetpu_problems(data: bytes) -> list[str]:
     for t in model.subgraphs[0].tensors:
         if model.buffers[t.buffer].data is not None and len(model.buffers[t.buffer].data):
             continue  # weights: any shape is fine
-        shape = [
-            int(d) for d in (t.shapeSignature if t.shapeSignature is not None and len(t.shapeSignature) else t.shape)
-        ]
+        signature = t.shapeSignature if t.shapeSignature is not None and len(t.shapeSignature) else t.shape
+        shape = [int(d) for d in (signature if signature is not None else [])]
         name = t.name.decode() if isinstance(t.name, bytes) else t.name
         if any(d < 0 for d in shape[1:]):  # a dynamic batch (-1) is compiled as 1; other sizes must be fixed
             problems.append(f"tensor {name}: dynamic shape {shape}")

@@ -118,17 +118,32 @@ def faces_kept(faces: np.ndarray, x: int, y: int, w: int, h: int) -> int:
 
 
 def _photos(shared: Path, dataset: str, names: list[str]) -> list[Photo]:
-    folder = shared / "data" / dataset
-    dropped, every = load_fixations(folder), load_fixations(folder, drop_first=False)
-    faces = load_faces(folder)
+    return dataset_photos(shared / "data" / dataset / "fixations.json", names, dataset)
+
+
+def dataset_photos(fixations: Path, names: list[str] | None = None, label: str | None = None) -> list[Photo]:
+    """The photos of an OSIE-layout dataset (``fixations.json`` beside an ``images/`` folder): those in
+    ``names``, or every one with fixations."""
+    folder = fixations.parent
+    dropped, every = load_fixations(fixations), load_fixations(fixations, drop_first=False)
+    faces = load_faces(fixations)
     out = []
-    for name in names:
+    for name in dropped if names is None else names:
         with Image.open(folder / "images" / name) as im:
             w, h = im.size
         f = faces.get(name, np.zeros((0, 8)))
         frontal = f[f[:, 4] > 0, :4] if len(f) else np.zeros((0, 4))
         out.append(
-            Photo(f"{dataset}/{name}", folder / "images" / name, None, w, h, dropped[name], every[name], frontal)
+            Photo(
+                f"{label or folder.name}/{name}",
+                folder / "images" / name,
+                None,
+                w,
+                h,
+                dropped[name],
+                every[name],
+                frontal,
+            )
         )
     return out
 

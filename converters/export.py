@@ -28,7 +28,7 @@ from .data import load_splits, photo_sets
 from .metrics import cc
 from .recipe import Recipe
 from .student import AnyArchitecture, flops, slim
-from .tflite_edit import embed_card, operators
+from .tflite_edit import check_int8, embed_card, operators
 from .train import load_run
 
 log = logging.getLogger("converters.export")
@@ -51,9 +51,10 @@ def convert(model, kind: str, calibration: list[np.ndarray] | None = None) -> by
     return configured(tf.lite.TFLiteConverter.from_keras_model(model), kind, calibration).convert()
 
 
-def configured(conv, kind: str, calibration: list[np.ndarray] | None = None):
+def configured(conv, kind: str, calibration: list[np.ndarray] | None = None, mixed: bool = False):
     """A TFLiteConverter set up for ``kind``: full-integer int8 (int8 input and output, ``calibration`` as
-    the representative dataset), float16 weights, or float32."""
+    the representative dataset; with ``mixed``, ops int8 cannot take stay float), float16 weights, or
+    float32."""
     if kind == "float16":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.target_spec.supported_types = [tf.float16]
@@ -62,23 +63,14 @@ def configured(conv, kind: str, calibration: list[np.ndarray] | None = None):
             raise ValueError("int8 conversion needs calibration inputs")
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = lambda: ([x] for x in calibration)
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8] + (
+            [tf.lite.OpsSet.TFLITE_BUILTINS] if mixed else []
+        )
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
     elif kind != "float32":
         raise ValueError(f"unknown kind {kind!r}")
     return conv
-
-
-def check_int8(data: bytes) -> list[str]:
-    """Problems that would make an int8 model fall back to float or to custom code ([] when clean)."""
-    problems = []
-    for name, ins, outs in operators(data):
-        if name.startswith("CUSTOM"):
-            problems.append(f"{name}: custom op")
-        if any(t not in ("INT8", "INT32") for t in ins + outs):
-            problems.append(f"{name}: tensors {ins} -> {outs} are not all int8")
-    return problems
 
 
 def map_agreement(a: bytes, b: bytes, photos: list[Path]) -> float:

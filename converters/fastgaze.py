@@ -240,8 +240,8 @@ def convert_fastgaze(
     vxm_path: Path, kinds: tuple[str, ...], calibration_photos: list[Path], check_photos: list[Path], variant: Variant
 ) -> dict[str, bytes]:
     """TFLite bytes per kind with the card embedded; int8 is checked against float32 (mean CC >= 0.98)."""
-    from .export import check_int8, convert, map_agreement, operators
-    from .tflite_edit import embed_card
+    from .export import convert, map_agreement
+    from .tflite_edit import check_int8, embed_card, operators
 
     vxm = read_vxm(vxm_path)
     model = build_keras(vxm, variant, variant.size)

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import flatbuffers
+import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from edgecrop.modelfile.card import CARD_METADATA_NAME, ModelCard
 
 
 def _load(data: bytes) -> schema.ModelT:
-    return schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    """The model as objects; buffers stored after the flatbuffer (by offset, as AI Edge Quantizer writes
+    them) are read in, since packing writes only the flatbuffer."""
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    for buffer in model.buffers or []:
+        if buffer.offset > 1:
+            buffer.data = np.frombuffer(data, np.uint8, buffer.size, buffer.offset)
+            buffer.offset = buffer.size = 0
+    return model
 
 
 def _save(model: schema.ModelT) -> bytes:
@@ -85,3 +93,111 @@ def operators(data: bytes) -> list[tuple[str, list[str], list[str]]]:
         types = [[_TYPE_NAMES[graph.tensors[i].type] for i in idx if i >= 0] for idx in (op.inputs, op.outputs)]
         out.append((name, *types))
     return out
+
+
+def check_int8(data: bytes) -> list[str]:
+    """Problems that would make an int8 model fall back to float or to custom code ([] when clean).
+    Integer shape arithmetic (int32, int64; SHAPE reads only a tensor's shape) is not a problem."""
+    problems = []
+    for name, ins, outs in operators(data):
+        if name.startswith("CUSTOM"):
+            problems.append(f"{name}: custom op")
+        elif name != "SHAPE" and any(t not in ("INT8", "INT32", "INT64") for t in ins + outs):
+            problems.append(f"{name}: tensors {ins} -> {outs} are not all int8")
+    return problems
+
+
+def float_graph(data: bytes, output: int) -> bytes:
+    """The float model reduced to one image input and one output tensor, ready for a quantizer: the ops
+    the output does not need are dropped (and the inputs only they read), float16 weights become float32
+    (their DEQUANTIZE ops go), and one signature, ``serving_default``, names the input and the map."""
+    model = _load(data)
+    graph = model.subgraphs[0]
+    f16, f32 = schema.TensorType.FLOAT16, schema.TensorType.FLOAT32
+    renamed: dict[int, int] = {}  # a DEQUANTIZE's output -> its float16 constant, now float32
+    for op in graph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        source = graph.tensors[op.inputs[0]] if op.inputs is not None and len(op.inputs) else None
+        if (
+            max(code.builtinCode, code.deprecatedBuiltinCode) == schema.BuiltinOperator.DEQUANTIZE
+            and source is not None
+            and source.type == f16
+            and model.buffers[source.buffer].data is not None
+        ):
+            buffer = model.buffers[source.buffer]
+            values = np.frombuffer(bytes(bytearray(buffer.data)), np.float16).astype(np.float32)
+            buffer.data = np.frombuffer(values.tobytes(), np.uint8)
+            source.type = f32
+            renamed[int(op.outputs[0])] = int(op.inputs[0])
+    for op in graph.operators:
+        op.inputs = [renamed.get(int(i), int(i)) for i in op.inputs]
+    graph.outputs = [renamed.get(output, output)]
+    needed: set[int] = set(graph.outputs)
+    kept = []
+    for op in reversed(graph.operators):
+        if any(int(o) in needed for o in op.outputs) and int(op.outputs[0]) not in renamed:
+            kept.append(op)
+            needed.update(int(i) for i in op.inputs if i >= 0)
+            needed.update(int(i) for i in (op.intermediates if op.intermediates is not None else []))
+    graph.operators = kept[::-1]
+    graph.inputs = [int(i) for i in graph.inputs if int(i) in needed]
+    return _signed(model)
+
+
+def integer_io(data: bytes) -> bytes:
+    """A quantised model with int8 input and output: the QUANTIZE that is the float input's only reader
+    and the DEQUANTIZE that makes the float output are dropped (so the runtime feeds and reads int8, as a
+    full-integer model does); a model whose float input other ops read too is left as it is."""
+    model = _load(data)
+    graph = model.subgraphs[0]
+    ops = {name: i for i, name in _OP_NAMES.items() if name in ("QUANTIZE", "DEQUANTIZE")}
+
+    def is_op(op: schema.OperatorT, name: str) -> bool:
+        code = model.operatorCodes[op.opcodeIndex]
+        return max(code.builtinCode, code.deprecatedBuiltinCode) == ops[name]
+
+    readers = [op for op in graph.operators if graph.inputs[0] in list(op.inputs)]
+    if len(readers) == 1 and is_op(readers[0], "QUANTIZE"):
+        graph.inputs = [int(readers[0].outputs[0])]
+        graph.operators.remove(readers[0])
+    writer = next((op for op in graph.operators if graph.outputs[0] in list(op.outputs)), None)
+    if writer is not None and is_op(writer, "DEQUANTIZE"):
+        graph.outputs = [int(writer.inputs[0])]
+        graph.operators.remove(writer)
+    return _signed(model)
+
+
+def _signed(model: schema.ModelT) -> bytes:
+    """The edited model without its unused tensors and buffers, with one signature, ``serving_default``,
+    naming the main graph's inputs and outputs (quantizers run a model by its signature)."""
+    graph = model.subgraphs[0]
+    _drop_unused_tensors(graph)
+    signature = schema.SignatureDefT()
+    signature.signatureKey = "serving_default"
+    signature.subgraphIndex = 0
+    signature.inputs, signature.outputs = [], []
+    for names, tensors in ((signature.inputs, graph.inputs), (signature.outputs, graph.outputs)):
+        for t in tensors:
+            entry = schema.TensorMapT()
+            entry.name, entry.tensorIndex = graph.tensors[t].name, t
+            names.append(entry)
+    model.signatureDefs = [signature]
+    _drop_unused_buffers(model)
+    return _save(model)
+
+
+def _drop_unused_tensors(graph: schema.SubGraphT) -> None:
+    """Remove the tensors no op, input or output refers to (an interpreter leaves them unallocated)."""
+    lists = [graph.inputs, graph.outputs]
+    for op in graph.operators:
+        lists += [op.inputs, op.outputs] + ([op.intermediates] if op.intermediates is not None else [])
+    used = sorted({int(i) for idx in lists for i in idx if i >= 0})
+    new_index = {old: new for new, old in enumerate(used)}
+    graph.tensors = [graph.tensors[old] for old in used]
+    graph.inputs = [new_index[int(i)] for i in graph.inputs]
+    graph.outputs = [new_index[int(i)] for i in graph.outputs]
+    for op in graph.operators:
+        op.inputs = [new_index[int(i)] if i >= 0 else -1 for i in op.inputs]
+        op.outputs = [new_index[int(i)] for i in op.outputs]
+        if op.intermediates is not None:
+            op.intermediates = [new_index[int(i)] for i in op.intermediates]

@@ -17,15 +17,18 @@ SHARED = Path(os.environ.get("EDGECROP_SHARED", REPO.parent / "shared"))
 
 HAVE_SHARED = (SHARED / "data" / "osie" / "fixations.json").exists()
 HAVE_TF = importlib.util.find_spec("tensorflow") is not None
+HAVE_TORCH = all(importlib.util.find_spec(m) is not None for m in ("torch", "litert_torch", "onnx2torch"))
 
 
 def pytest_collection_modifyitems(config, items):
-    """The markers `shared` and `convert` (pyproject) skip a test, with the reason, when its need is absent."""
+    """The markers `shared`, `convert` and `torch` (pyproject) skip a test, with the reason, when its need is absent."""
     for item in items:
         if "shared" in item.keywords and not HAVE_SHARED:
             item.add_marker(pytest.mark.skip(reason=f"needs the shared data folder ({SHARED}); set EDGECROP_SHARED"))
         if "convert" in item.keywords and not HAVE_TF:
             item.add_marker(pytest.mark.skip(reason="needs TensorFlow: pip install .[convert]"))
+        if "torch" in item.keywords and not HAVE_TORCH:
+            item.add_marker(pytest.mark.skip(reason="needs PyTorch, litert-torch, onnx2torch: pip install .[torch]"))
 
 
 @pytest.fixture(scope="session")

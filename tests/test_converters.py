@@ -42,7 +42,7 @@ def test_embed_card_round_trip(tiny_models):
 
 @pytest.mark.convert
 def test_int8_check_and_operators(tiny_models):
-    from converters.export import check_int8, operators
+    from converters.tflite_edit import check_int8, operators
 
     assert check_int8(tiny_models["int8"].read_bytes()) == []
     problems = check_int8(tiny_models["float32"].read_bytes())

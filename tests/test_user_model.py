@@ -1,5 +1,5 @@
-"""`edgecrop-convert model`: a user's Keras file or SavedModel becomes an int8 edgecrop model with a card;
-bad sources are one line, exit 2, nothing written (issue 29, the Keras and SavedModel routes)."""
+"""`edgecrop-convert model`: a user's network (Keras file, SavedModel, ONNX, PyTorch, float TFLite) becomes
+an int8 edgecrop model with a card; bad sources are one line, exit 2, nothing written (issue 29)."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_keras_and_savedmodel_convert_to_the_same_int8_maps(sources, sample_path
         ("two.keras", [], "2 outputs (map, conv2d_1): say which is the map"),
         ("flat.keras", [], "the input is not one image of shape [1, H, W, 3]"),
         ("truncated.keras", [], "cannot load it"),
-        ("net.onnx", [], ".onnx sources are not converted yet"),
+        ("net.caffemodel", [], "not a model this converter reads"),
         ("net.keras", ["--map-output", "nope"], "no output named 'nope' (outputs: map)"),
         ("net.keras", ["--size", "32x32"], "the model takes 64x64, not the --size (32, 32)"),
     ],
@@ -89,13 +89,172 @@ def test_keras_and_savedmodel_convert_to_the_same_int8_maps(sources, sample_path
 def test_bad_sources_are_one_line_and_write_nothing(sources, name, extra, words):
     folder, _ = sources
     (folder / "truncated.keras").write_bytes((folder / "net.keras").read_bytes()[:300])
-    (folder / "net.onnx").write_bytes(b"\x08\x07")
+    (folder / "net.caffemodel").write_bytes(b"\x08\x07")
     out = folder / f"bad_{name}.tflite"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
     args = [str(folder / name), "-o", str(out), "--calibration", str(folder / "photos"), *extra]
     proc = subprocess.run(
         [sys.executable, "-m", "converters.cli", "model", *args], capture_output=True, text=True, env=env
     )
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("edgecrop-convert")]
+    assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and not out.exists()
+
+
+# The same network as a PyTorch user would write it: TensorFlow's "same" padding of a stride-2 3x3
+# convolution on an even size pads one row and column at the bottom right. Run as a script, it takes the
+# Keras network's weights and saves the network as TorchScript, an exported program and ONNX.
+TORCH_NET = """
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2, self.c3 = torch.nn.Conv2d(3, 8, 3, 2), torch.nn.Conv2d(8, 8, 3, 2), torch.nn.Conv2d(8, 1, 1)
+
+    def forward(self, x):
+        x = F.relu(self.c1(F.pad(x, (0, 1, 0, 1))))
+        x = F.relu(self.c2(F.pad(x, (0, 1, 0, 1))))
+        return self.c3(x)
+
+
+def build():
+    net = Net()
+    net.load_state_dict(torch.load(__file__.replace("usernet.py", "weights.pt")))
+    return net.eval()
+
+
+if __name__ == "__main__":
+    keras = np.load("keras.npz")
+    net = Net().eval()
+    with torch.no_grad():
+        for k, conv in enumerate((net.c1, net.c2, net.c3)):
+            conv.weight.copy_(torch.from_numpy(keras[f"kernel{k}"].transpose(3, 2, 0, 1)))
+            conv.bias.copy_(torch.from_numpy(keras[f"bias{k}"]))
+    torch.save(net.state_dict(), "weights.pt")
+    x = torch.from_numpy(keras["x"]).permute(0, 3, 1, 2).contiguous()
+    gap = np.abs(net(x).detach().numpy()[0, 0] - keras["map"]).max()
+    torch.jit.trace(net, x).save("net.pt")
+    torch.export.save(torch.export.export(net, (x,)), "net.pt2")
+    names = {"input_names": ["image"], "output_names": ["map"], "dynamo": False}
+    torch.onnx.export(net, (x,), "net.onnx", opset_version=17, **names)
+    torch.onnx.export(net, (x,), "net20.onnx", opset_version=20, **names)
+    sys.exit(0 if gap < 1e-4 else f"not the same network: maps differ by {gap}")
+"""
+
+
+def _convert_in_a_process(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """`edgecrop-convert model ARGS` run in ``folder``, in a process of its own (litert-torch and
+    TensorFlow crash one process together, and the tests' process has TensorFlow)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "converters.cli", "model", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=folder)
+
+
+@pytest.fixture(scope="module")
+def torch_sources(sources):
+    """The fixture's Keras network re-implemented in PyTorch with its weights, saved as TorchScript, an
+    exported program, ONNX and a module:function (in a process of its own: PyTorch's compiler stack and
+    TensorFlow crash one process together); and the Keras network as a float32 TFLite file."""
+    from converters.export import convert
+
+    folder, model = sources
+    (folder / "usernet.py").write_text(TORCH_NET)
+    convs = [layer.get_weights() for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
+    x = np.random.default_rng(0).random((1, 64, 64, 3), np.float32)
+    weights = {f"{name}{k}": w for k, pair in enumerate(convs) for name, w in zip(("kernel", "bias"), pair)}
+    np.savez(folder / "keras.npz", x=x, map=model(x).numpy()[0, ..., 0], **weights)
+    proc = subprocess.run([sys.executable, "usernet.py"], capture_output=True, text=True, cwd=folder)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (folder / "net_float.tflite").write_bytes(convert(model, "float32"))
+    return folder
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", ["net.onnx", "net.pt", "net.pt2", "usernet:build", "net_float.tflite"])
+def test_every_route_gives_the_maps_of_the_direct_export(sources, torch_sources, name):
+    """ONNX, TorchScript, an exported program, a module:function and a float TFLite file of the same
+    network: each is int8 throughout (int8 in and out, no op left in float) and its maps agree with the
+    Keras route's within CC 0.99."""
+    from converters.user_model import map_ccs
+    from edgecrop import read_card
+    from edgecrop.model import SaliencyModel
+
+    folder = torch_sources
+    keras_out = folder / "keras_int8.tflite"
+    if not keras_out.exists():
+        assert _convert(folder / "net.keras", keras_out) == 0
+    out = folder / f"{name.replace(':', '_')}_int8.tflite"
+    size = [] if name.endswith((".onnx", ".tflite")) else ["--size", "64x64"]
+    proc = _convert_in_a_process(folder, name, "-o", str(out), "--calibration", "photos", *size)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    card = read_card(out.read_bytes(), "x")
+    assert card.checks["left_in_float"] == "none" and card.checks["int8_vs_float32_cc_worst"] >= 0.98
+    assert card.output.map == (16, 16) and len(card.checks["source_sha256"]) in (64, len("none: a Python callable"))
+    info = SaliencyModel(out).info
+    assert info.input_quant.dtype == "int8" and info.output_quant.dtype == "int8"
+    photos = sorted((folder / "photos").iterdir())
+    assert np.mean(map_ccs(out.read_bytes(), keras_out.read_bytes(), photos)) >= 0.99
+
+
+@pytest.mark.torch
+def test_a_pytorch_conversion_from_the_command_line(torch_sources, sample_path):
+    """The CLI in a subprocess: stdout is the report, the model crops from `edgecrop crop`, and stderr holds
+    only the converters' progress bars (no traceback, no warning)."""
+    folder = torch_sources
+    out = folder / "cli_int8.tflite"
+    proc = _convert_in_a_process(folder, "net.pt2", "-o", str(out), "--calibration", "photos", "--size", "64x64")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "route: PyTorch -> litert-torch -> AI Edge Quantizer" in proc.stdout and "wrote" in proc.stdout
+    assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr[-2000:]
+    crop = subprocess.run(
+        [sys.executable, "-m", "edgecrop", "crop", "--model", str(out), str(sample_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert crop.returncode == 0 and crop.stderr == "" and "1:1" in crop.stdout
+
+
+@pytest.fixture(scope="module")
+def square_tflite(sources):
+    """A float TFLite whose map squares a tensor: AI Edge Quantizer leaves SQUARE in float."""
+    tf = pytest.importorskip("tensorflow")
+    from converters.export import convert
+
+    folder, _ = sources
+    x = tf.keras.Input((32, 32, 3), batch_size=1)
+    h = tf.keras.layers.Conv2D(4, 3, strides=4, padding="same")(x)
+    m = tf.keras.layers.Conv2D(1, 1)(tf.keras.layers.Lambda(tf.math.square)(h))
+    (folder / "square.tflite").write_bytes(convert(tf.keras.Model(x, m), "float32"))
+    return folder / "square.tflite"
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    "name, extra, words",
+    [
+        ("truncated.onnx", [], "cannot load it"),
+        ("net20.onnx", [], "opset 20, and onnx2torch reads up to opset 17: export it with opset_version=17"),
+        ("junk.pt", ["--size", "64x64"], "cannot load it"),
+        ("net.pt", [], "give --size HEIGHTxWIDTH"),
+        ("net.onnx", ["--size", "32x32"], "the model takes 64x64, not the --size (32, 32)"),
+        ("nosuchmodule:build", ["--size", "64x64"], "cannot import it"),
+        ("junk.tflite", [], "not a TFLite model LiteRT can load"),
+        ("square.tflite", [], "SQUARE x1 stay float): try --kind float16, or --allow-float"),
+    ],
+)
+def test_bad_sources_of_the_other_routes_are_one_line(torch_sources, square_tflite, name, extra, words):
+    folder = torch_sources
+    (folder / "truncated.onnx").write_bytes((folder / "net.onnx").read_bytes()[:200])
+    (folder / "junk.pt").write_bytes(b"PK\x03\x04 not a zip")
+    (folder / "junk.tflite").write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(40))
+    out = folder / f"bad_{name.replace(':', '_')}.tflite"
+    proc = _convert_in_a_process(folder, name, "-o", str(out), "--calibration", "photos", *extra)
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("edgecrop-convert")]
     assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and not out.exists()

@@ -1,0 +1,114 @@
+"""`edgecrop-convert model` on real networks: Google's attention-center (its float16 TFLite, a third-party
+network with layer norms) and this project's own student as a Keras file, a SavedModel and a float32
+TFLite, each converted to int8 by the command a user runs, timed, and compared with the direct export.
+
+    python -m benchmarks.convert_routes [--run .cache/p192/large] [--out benchmarks/results/DATE-convert-routes.md]
+
+Calibration: 100 corpus photos; check: 40 OSIE validation photos; fixations: NUS Scene (all 250, as a
+user's own fixations file would be). The student's run folder (``converters.pipeline --pretrained``)
+gives its Keras model; the direct export is ``models/edgecrop_int8.tflite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from converters import paths
+from converters.data import load_splits
+from converters.tflite_edit import embed_card
+from converters.user_model import map_ccs
+from edgecrop import read_card
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _convert(source: str, out: Path, photos: Path, check: Path, fixations: Path, *extra: str) -> tuple[float, dict]:
+    started = time.perf_counter()
+    command = [sys.executable, "-m", "converters.cli", "model", source, "-o", str(out), "--overwrite"]
+    command += ["--calibration", str(photos), "--limit", "100", "--check", str(check), "--fixations", str(fixations)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([*command, *extra], capture_output=True, text=True, env=env)
+    if proc.returncode:
+        raise SystemExit(proc.stderr[-2000:])
+    return time.perf_counter() - started, read_card(out.read_bytes(), out.name).checks
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, default=REPO / ".cache" / "p192" / "large")
+    ap.add_argument("--weights", default="refine_model.npz")
+    ap.add_argument("--shared")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "convert-routes.md")
+    args = ap.parse_args(argv)
+    shared = paths.shared_dir(args.shared)
+    work = Path(tempfile.mkdtemp(prefix="convert_routes_"))
+    check = work / "check"
+    check.mkdir()
+    val = load_splits()["osie_val"][:40]
+    for name in val:
+        (check / name).symlink_to(shared / "data" / "osie" / "images" / name)
+    photos, fixations = shared / "data" / "corpus", shared / "data" / "nus_scene" / "fixations.json"
+
+    import tensorflow as tf
+
+    from converters.student import slim
+    from converters.train import load_run
+
+    model, _ = slim(*load_run(args.run, args.weights))
+    model.save(work / "student.keras")
+    tf.saved_model.save(model, str(work / "student_savedmodel"))
+    direct = (REPO / "models" / "edgecrop_int8.tflite").read_bytes()
+    shipped = read_card(direct, "edgecrop_int8")
+    student = ["--resize", "letterbox"]
+    sources = [
+        (
+            "attention-center (float16 TFLite)",
+            str(shared / "teachers" / "attention-center" / "center.tflite"),
+            ["--map-output", "Sum", "--map-kind", "logits", "--temperature", "2", "--allow-float"],
+        ),
+        ("student, Keras", str(work / "student.keras"), student),
+        ("student, SavedModel", str(work / "student_savedmodel"), student),
+        ("student, float32 TFLite", str(REPO / "models" / "edgecrop_float32.tflite"), student),
+    ]
+    rows = []
+    for label, source, extra in sources:
+        out = work / f"{len(rows)}.tflite"
+        seconds, checks = _convert(source, out, photos, check, fixations, *extra)
+        row = {"source": label, "seconds": round(seconds, 1), "size": out.stat().st_size, **checks}
+        if label.startswith("student"):  # against the direct export, both with the shipped card's post-processing
+            same = embed_card(out.read_bytes(), shipped)
+            row["cc_vs_direct_int8"] = float(np.mean(map_ccs(same, direct, sorted(check.iterdir()))))
+        rows.append(row)
+        print(json.dumps(row))
+    lines = [
+        "# edgecrop-convert model on real networks",
+        "",
+        f"`python -m benchmarks.convert_routes` ({time.strftime('%Y-%m-%d')}, 2 cores). Calibration 100 corpus photos,"
+        " check 40 OSIE validation photos, fixations NUS Scene (250). Crop score: 0 = centre crop, 1 = best window.",
+        "",
+        "| source | route | time (s) | int8 vs float CC mean / worst | vs direct export | left in float | size"
+        " | crop score [95%] | NSS |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        direct_cc = f"{r['cc_vs_direct_int8']:.4f}" if "cc_vs_direct_int8" in r else "-"
+        lines.append(
+            f"| {r['source']} | {r['route']} | {r['seconds']} | {r['int8_vs_float32_cc_mean']:.4f} / "
+            f"{r['int8_vs_float32_cc_worst']:.4f} | {direct_cc} | {r['left_in_float']} | {r['size']:,} | "
+            f"{r['crop_score_vs_centre']:+.3f} {r['crop_score_ci95']} | {r['map_nss']:.2f} |"
+        )
+    args.out.write_text("\n".join(lines) + "\n")
+    print(args.out.read_text())
+
+
+if __name__ == "__main__":
+    main()

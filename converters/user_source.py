@@ -1,0 +1,54 @@
+"""What every route of ``edgecrop-convert model`` shares: what the user states about their network
+(``SourceSpec``), what a route hands back (``Source``), and the one error the user sees."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgecrop.modelfile.card import InputCard
+from edgecrop.preprocess import OutputKind, Resize
+
+
+class ConversionError(ValueError):
+    """The source cannot be converted as stated: one line for the user."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What the user states about their network."""
+
+    resize: Resize = Resize.LETTERBOX
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (255.0, 255.0, 255.0)
+    output: str | None = None  # the map's output name, when the model has several
+    kind: OutputKind = OutputKind.SALIENCY
+    size: tuple[int, int] | None = None  # (height, width) for a model whose input size is not fixed
+    temperature: float = 1.0  # logits only: softmax(logits / temperature)
+    allow_float: bool = False  # int8: keep the ops int8 cannot take in float instead of refusing
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "resize", Resize(self.resize))
+        object.__setattr__(self, "kind", OutputKind(self.kind))
+        InputCard(resize=self.resize, mean=self.mean, std=self.std)  # the card's own checks, one line each
+        if self.size is not None and not (1 <= min(self.size) and max(self.size) <= 4096):
+            raise ConversionError(f"--size must be HEIGHTxWIDTH from 1 to 4096, not {self.size}")
+        if not (np.isfinite(self.temperature) and 0.01 <= self.temperature <= 100):
+            raise ConversionError(f"--temperature must be from 0.01 to 100, not {self.temperature}")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A user's network, loaded by its route: the input and map sizes, the map's name, the converters the
+    route uses, and ``tflite(kind, calibration inputs)``, the network as TFLite bytes of that kind
+    (int8, float16, float32) taking one [1, H, W, 3] float image."""
+
+    height: int
+    width: int
+    map_height: int
+    map_width: int
+    output: str
+    route: str
+    tflite: Callable[[str, list[np.ndarray]], bytes]

@@ -1,0 +1,121 @@
+"""The float-TFLite route of ``edgecrop-convert model``, and the quantiser the PyTorch and ONNX routes end in.
+
+A float TFLite file (float32, or float16 weights) is reduced to its image input and the chosen map
+(``tflite_edit.float_graph``), then quantised by Google's AI Edge Quantizer (``ai-edge-quantizer``: static
+int8 weights and activations calibrated on the user's photos, or float16 weights by float casting): the
+TensorFlow converter cannot read a .tflite, and AI Edge Quantizer is LiteRT's own tool for one. The
+QUANTIZE/DEQUANTIZE pair at the edges is then dropped, so a model that is int8 throughout takes and
+gives int8 as TensorFlow's full-integer models do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .tflite_edit import float_graph, integer_io, operators, tensor_index
+from .user_source import ConversionError, Source, SourceSpec
+
+
+def quantised(float32: bytes, kind: str, calibration: list[np.ndarray]) -> bytes:
+    """``float32`` (one signature, one image input) as ``kind``: int8 calibrated on ``calibration``,
+    float16 weights, or itself."""
+    if kind == "float32":
+        return float32
+    from ai_edge_quantizer import qtyping, quantizer, recipe
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):  # its size summary is not ours
+        warnings.simplefilter("ignore")  # "preserve_all_tensors is for debugging": calibration needs them
+        if kind == "int8":
+            if not calibration:
+                raise ConversionError("int8 needs calibration photos")
+            q = quantizer.Quantizer(bytearray(float32), recipe.static_wi8_ai8())
+            (name,) = _input_names(float32)
+            result = q.calibrate({"serving_default": [{name: x} for x in calibration]}, num_threads=2)
+            return integer_io(bytes(q.quantize(result).quantized_model))
+        return bytes(_float16(quantizer, qtyping, float32).quantize().quantized_model)
+
+
+def _float16(quantizer, qtyping, float32: bytes):
+    """A quantizer that casts the weights to float16 (computation stays float32)."""
+    q = quantizer.Quantizer(bytearray(float32))
+    q.update_quantization_recipe(
+        regex=".*",
+        operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+        algorithm_key=quantizer.AlgorithmName.FLOAT_CASTING,
+        op_config=qtyping.OpQuantizationConfig(
+            weight_tensor_config=qtyping.TensorQuantizationConfig(num_bits=16, dtype=qtyping.TensorDataType.FLOAT),
+            compute_precision=qtyping.ComputePrecision.FLOAT,
+            explicit_dequantize=True,
+        ),
+    )
+    return q
+
+
+def _input_names(data: bytes) -> list[str]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    return list(Interpreter(model_content=data).get_signature_list()["serving_default"]["inputs"])
+
+
+@dataclass(frozen=True)
+class _Float:
+    float32: bytes
+
+    def tflite(self, kind: str, calibration: list[np.ndarray]) -> bytes:
+        return quantised(self.float32, kind, calibration)
+
+
+def float_source(float32: bytes, route: str, origin: str) -> Source:
+    """A Source from a float32 TFLite of one [1, H, W, 3] input and one map output (``origin`` names the
+    model in errors)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_content=float32)
+    except Exception as exc:  # noqa: BLE001 - LiteRT's reasons are long: the gist
+        raise ConversionError(f"{origin}: LiteRT cannot load it ({str(exc).splitlines()[0][:200]})") from None
+    (image,) = interpreter.get_input_details()
+    shape = [int(v) for v in image["shape"]]
+    if len(shape) != 4 or shape[0] != 1 or shape[3] != 3 or image["dtype"] != np.float32:
+        raise ConversionError(f"{origin}: the input is not one float image of shape [1, H, W, 3] (it is {shape})")
+    (out,) = interpreter.get_output_details()
+    map_shape = [int(v) for v in out["shape"]]
+    if len(map_shape) not in (3, 4) or map_shape[0] != 1 or (len(map_shape) == 4 and map_shape[3] != 1):
+        raise ConversionError(f"{origin}: the map {out['name']!r} of shape {map_shape} is not a single-channel map")
+    return Source(shape[1], shape[2], map_shape[1], map_shape[2], out["name"], route, _Float(float32).tflite)
+
+
+def load_tflite(path: Path, spec: SourceSpec) -> Source:
+    """A float TFLite file's map as a Source (int8 by AI Edge Quantizer)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    data = path.read_bytes()
+    try:
+        interpreter = Interpreter(model_content=data)
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: LiteRT's reason, short
+        raise ConversionError(
+            f"{path}: not a TFLite model LiteRT can load ({str(exc).splitlines()[0][:200]})"
+        ) from None
+    images = [d for d in interpreter.get_input_details() if len(d["shape"]) == 4 and d["shape"][-1] == 3]
+    if len(images) != 1:
+        shapes = [list(d["shape"]) for d in interpreter.get_input_details()]
+        raise ConversionError(f"{path}: the input is not one image of shape [1, H, W, 3] (inputs {shapes})")
+    if any("INT8" in ins + outs for _, ins, outs in operators(data)):
+        raise ConversionError(f"{path}: already quantised: edgecrop crops with it as it is (edgecrop crop --model)")
+    outputs = [d["name"] for d in interpreter.get_output_details()]
+    if spec.output is None and len(outputs) > 1:
+        raise ConversionError(f"{path}: {len(outputs)} outputs ({', '.join(outputs)}): say which is the map")
+    name = spec.output or outputs[0]
+    try:
+        output = tensor_index(data, name)
+    except KeyError:
+        raise ConversionError(f"{path}: no tensor named {name!r} (outputs: {', '.join(outputs)})") from None
+    if spec.size is not None and tuple(spec.size) != (int(images[0]["shape"][1]), int(images[0]["shape"][2])):
+        raise ConversionError(f"{path}: the model takes {list(images[0]['shape'][1:3])}, not the --size {spec.size}")
+    return float_source(float_graph(data, output), "float TFLite -> AI Edge Quantizer", str(path))

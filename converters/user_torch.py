@@ -1,0 +1,242 @@
+"""The PyTorch and ONNX routes of ``edgecrop-convert model``.
+
+PyTorch sources (an exported program ``.pt2``, a TorchScript file ``.pt``/``.pth``, or ``module:callable``
+returning an ``nn.Module``) go through Google's ``litert-torch`` (PyTorch to LiteRT by torch.export: the
+maintained successor of ai-edge-torch). ONNX files are read into PyTorch by ``onnx2torch`` first, then take
+the same road: ``onnx2tf``, the other ONNX converter, pins TensorFlow 2.19 and NumPy 1.26 and cannot live
+beside the project's TensorFlow. The float32 TFLite litert-torch writes is quantised like a float TFLite
+source (``user_tflite.quantised``).
+
+The network is wrapped to take the runtime's [1, H, W, 3] image (it sees [1, 3, H, W], as PyTorch
+networks do) and to give its map as [1, h, w, 1].
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import sys
+import warnings
+from pathlib import Path
+
+from .user_source import ConversionError, Source, SourceSpec
+from .user_tflite import float_source
+
+TORCH_SUFFIXES = (".pt", ".pt2", ".pth")
+ONNX_OPSET = 17  # the newest opset onnx2torch 1.5 has every common converter for
+
+
+def is_callable_spec(text: str) -> bool:
+    """``package.module:callable`` (a Python function that returns the network), not a path."""
+    module, sep, name = text.partition(":")
+    return bool(sep) and module.replace(".", "").replace("_", "").isalnum() and name.isidentifier()
+
+
+def _module(source: str, path: Path, size: tuple[int, int]):
+    """The nn.Module a source names, in inference mode."""
+    import torch
+
+    try:
+        if is_callable_spec(source):
+            module_name, _, name = source.partition(":")
+            sys.path.insert(0, str(Path.cwd()))
+            try:
+                net = getattr(importlib.import_module(module_name), name)()
+            finally:
+                sys.path.remove(str(Path.cwd()))
+        elif path.suffix.lower() == ".onnx":
+            import onnx2torch
+
+            net = _static_pads(onnx2torch.convert(_onnx_model(path)))
+        elif path.suffix.lower() == ".pt2":
+            return torch.export.load(str(path)).module()  # already in inference form (no eval())
+        else:
+            net = _through_onnx(torch.jit.load(str(path), map_location="cpu"), size)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("torch", "onnx", "onnx2torch", "litert_torch"):
+            raise
+        raise ConversionError(f"{source}: cannot import it ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - whatever a broken file or module makes the loader raise
+        raise ConversionError(f"{source}: cannot load it ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if not isinstance(net, torch.nn.Module):
+        raise ConversionError(f"{source}: gives a {type(net).__name__}, not a torch.nn.Module")
+    return net.eval() if hasattr(net, "eval") else net
+
+
+def _onnx_model(path: Path):
+    """The ONNX model at an opset onnx2torch reads (it has converters up to opset ONNX_OPSET)."""
+    from onnx import version_converter
+
+    model = _folded(path)
+    _fold_constant_identities(model)
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=ONNX_OPSET)
+    if opset <= ONNX_OPSET:
+        return model
+    try:
+        return version_converter.convert_version(model, ONNX_OPSET)
+    except Exception:  # noqa: BLE001 - ONNX's version converter has no adapter for some op
+        raise ConversionError(
+            f"{path}: opset {opset}, and onnx2torch reads up to opset {ONNX_OPSET}: export it with "
+            f"opset_version={ONNX_OPSET} (torch.onnx.export(..., opset_version={ONNX_OPSET}, dynamo=False))"
+        ) from None
+
+
+def _through_onnx(script, size: tuple[int, int]):
+    """A TorchScript network as onnx2torch reads it back: torch.export cannot trace TorchScript, and
+    PyTorch's TorchScript-based ONNX exporter is made for it."""
+    import tempfile
+
+    import onnx2torch
+    import torch
+
+    with tempfile.TemporaryDirectory() as folder:
+        onnx_path = Path(folder) / "script.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "the TorchScript-based exporter is deprecated": it is the one for this
+            torch.onnx.export(
+                script, (torch.zeros(1, 3, *size),), str(onnx_path), opset_version=ONNX_OPSET, dynamo=False
+            )
+        return _static_pads(onnx2torch.convert(_onnx_model(onnx_path)))
+
+
+def _folded(path: Path):
+    """The ONNX model with its constant subgraphs computed (ONNX Runtime's basic, standard-op level):
+    exporters compute a padding's sizes from shapes in a dozen ops, which torch.export cannot trace."""
+    import tempfile
+
+    import onnx
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.log_severity_level = 3
+    with tempfile.TemporaryDirectory() as folder:
+        options.optimized_model_filepath = str(Path(folder) / "folded.onnx")
+        onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return onnx.load(options.optimized_model_filepath)
+
+
+def _static_pads(net):
+    """onnx2torch's Pad reads its sizes from a tensor when it runs (``pads.tolist()``), which torch.export
+    cannot trace: a zero-padding whose sizes are a constant becomes one with the sizes fixed."""
+    from onnx2torch.node_converters.pad import OnnxPadDynamic, OnnxPadStatic
+
+    for node in list(net.graph.nodes):
+        module = net.get_submodule(node.target) if node.op == "call_module" else None
+        if (
+            isinstance(module, OnnxPadDynamic)
+            and module.mode == "constant"
+            and len(node.args) == 2
+            and getattr(node.args[1], "op", None) == "get_attr"
+        ):
+            pads = [int(v) for v in functools.reduce(getattr, node.args[1].target.split("."), net).tolist()]
+            net.add_submodule(node.target, OnnxPadStatic.create_from_onnx_params(onnx_pads=pads))
+            node.args = (node.args[0],)
+    net.graph.eliminate_dead_code()
+    net.recompile()
+    return net
+
+
+def _fold_constant_identities(model) -> None:
+    """Identity nodes of a weight become weights: PyTorch's exporter shares equal weights that way, and
+    onnx2torch wants a convolution's weights as initialisers."""
+    initialisers = {t.name: t for t in model.graph.initializer}
+    outputs = {o.name for o in model.graph.output}
+    for node in list(model.graph.node):
+        if node.op_type == "Identity" and node.input[0] in initialisers and node.output[0] not in outputs:
+            copy = model.graph.initializer.add()
+            copy.CopyFrom(initialisers[node.input[0]])
+            copy.name = node.output[0]
+            model.graph.node.remove(node)
+
+
+def _onnx_size(path: Path) -> tuple[int, int] | None:
+    """The fixed (height, width) of an ONNX model's one image input [1, 3, H, W], or None."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: the parser's reason, short
+        raise ConversionError(f"{path}: cannot load it ({type(exc).__name__}: {str(exc)[:200]})") from None
+    initialisers = {t.name for t in model.graph.initializer}
+    images = [i for i in model.graph.input if i.name not in initialisers]
+    if len(images) != 1:
+        raise ConversionError(f"{path}: {len(images)} inputs: edgecrop feeds one image [1, 3, H, W]")
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in images[0].type.tensor_type.shape.dim]
+    if len(dims) != 4 or dims[1] != 3:
+        raise ConversionError(f"{path}: the input is not one image of shape [1, 3, H, W] (it is {dims})")
+    return (dims[2], dims[3]) if dims[2] and dims[3] else None
+
+
+def _output_names(path: Path) -> list[str]:
+    import onnx
+
+    return [o.name for o in onnx.load(str(path), load_external_data=False).graph.output]
+
+
+def load_torch(source: str, spec: SourceSpec) -> Source:
+    """A PyTorch or ONNX network's map as a Source (float32 TFLite by litert-torch)."""
+    import torch
+
+    path = Path(source)
+    onnx_file = not is_callable_spec(source) and path.suffix.lower() == ".onnx"
+    size = _onnx_size(path) if onnx_file else None
+    if size is not None and spec.size is not None and tuple(spec.size) != size:
+        raise ConversionError(f"{source}: the model takes {size[0]}x{size[1]}, not the --size {spec.size}")
+    size = size or spec.size
+    if size is None:
+        raise ConversionError(f"{source}: a PyTorch network does not say its input size: give --size HEIGHTxWIDTH")
+    net = _module(source, path, size)
+    names = _output_names(path) if onnx_file else None
+    x = torch.zeros(1, 3, *size)
+    with torch.no_grad():
+        try:
+            out = net(x)
+        except Exception as exc:  # noqa: BLE001 - the network refuses this input: its reason, short
+            raise ConversionError(
+                f"{source}: fails on a [1, 3, {size[0]}, {size[1]}] image ({str(exc)[:200]})"
+            ) from None
+    outputs = _named(out, names)
+    if spec.output is not None and spec.output not in outputs:
+        raise ConversionError(f"{source}: no output named {spec.output!r} (outputs: {', '.join(outputs)})")
+    if spec.output is None and len(outputs) > 1:
+        raise ConversionError(f"{source}: {len(outputs)} outputs ({', '.join(outputs)}): say which is the map")
+    name = spec.output or next(iter(outputs))
+    shape = list(outputs[name].shape)
+    if len(shape) not in (3, 4) or shape[0] != 1 or (len(shape) == 4 and shape[1] != 1):
+        raise ConversionError(f"{source}: output {name!r} of shape {shape} is not a single-channel map")
+    pick = list(outputs).index(name)
+    map_h, map_w = shape[-2], shape[-1]
+
+    class Saliency(torch.nn.Module):
+        """The network on the runtime's layout: [1, H, W, 3] in, [1, h, w, 1] out."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, image):
+            out = self.net(image.permute(0, 3, 1, 2))
+            out = list(out.values())[pick] if isinstance(out, dict) else out
+            out = out[pick] if isinstance(out, (list, tuple)) else out
+            return out.reshape(1, map_h, map_w, 1)
+
+    import litert_torch
+
+    try:
+        float32 = litert_torch.convert(Saliency().eval(), (torch.zeros(1, *size, 3),)).model_content()
+    except Exception as exc:  # noqa: BLE001 - the exporter's reasons are long: the gist, in one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConversionError(f"{source}: litert-torch cannot convert it ({first[:300]})") from None
+    route = "ONNX -> onnx2torch -> litert-torch" if onnx_file else "PyTorch -> litert-torch"
+    found = float_source(bytes(float32), f"{route} -> AI Edge Quantizer", source)
+    return Source(found.height, found.width, found.map_height, found.map_width, name, found.route, found.tflite)
+
+
+def _named(out, names: list[str] | None) -> dict:
+    """A network's outputs by name: a dict's keys, ONNX output names, else their positions."""
+    if isinstance(out, dict):
+        return dict(out)
+    items = list(out) if isinstance(out, (list, tuple)) else [out]
+    names = names if names is not None and len(names) == len(items) else [str(i) for i in range(len(items))]
+    return dict(zip(names, items))
