@@ -214,6 +214,7 @@ def load_torch(source: str, spec: SourceSpec) -> Source:
         def __init__(self) -> None:
             super().__init__()
             self.net = net
+            self.training = False  # the network is already in inference mode (an exported one cannot switch)
 
         def forward(self, image):
             out = self.net(image.permute(0, 3, 1, 2))
@@ -224,7 +225,7 @@ def load_torch(source: str, spec: SourceSpec) -> Source:
     import litert_torch
 
     try:
-        float32 = litert_torch.convert(Saliency().eval(), (torch.zeros(1, *size, 3),)).model_content()
+        float32 = litert_torch.convert(Saliency(), (torch.zeros(1, *size, 3),)).model_content()
     except Exception as exc:  # noqa: BLE001 - the exporter's reasons are long: the gist, in one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConversionError(f"{source}: litert-torch cannot convert it ({first[:300]})") from None
