@@ -30,7 +30,6 @@ from edgecrop.preprocess import InputSpec, to_input
 
 from .user_source import ConversionError, Source, SourceSpec
 
-KINDS = ("int8", "float16", "float32")
 MIN_INT8_CC = 0.95  # below this the int8 model is refused (the report says what it was)
 
 
@@ -161,8 +160,8 @@ def fixation_scores(blob: bytes, fixations: Path) -> dict:
         "fixation_photos": len(photos),
         "crop_score_vs_centre": result["mean_normalised"],
         "crop_score_ci95": [round(v, 3) for v in result["mean_ci95"]],
-        "map_nss": result["maps"]["nss"],
-        "map_cc": result["maps"]["cc"],
+        "map_nss": result["maps"]["NSS"],
+        "map_cc": result["maps"]["CC"],
     }
 
 

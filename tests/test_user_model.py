@@ -75,6 +75,28 @@ def test_keras_and_savedmodel_convert_to_the_same_int8_maps(sources, sample_path
         assert cropper.crop(sample_path, "1:1").crops[0].width == 512
 
 
+def test_fixations_score_the_converted_crops(sources, tmp_path):
+    """--fixations (OSIE layout: fixations.json beside images/) puts crop and map scores in the card."""
+    import json
+
+    from edgecrop import read_card
+
+    folder, _ = sources
+    (tmp_path / "images").symlink_to(folder / "photos")
+    records = {}
+    for p in sorted((folder / "photos").iterdir()):  # people look at the bright blob of each photo
+        red = np.asarray(Image.open(p))[..., 0].astype(float)
+        y, x = np.unravel_index(red.argmax(), red.shape)
+        points = [[int(x) + dx, int(y) + dy, 0, k] for k in range(3) for dx, dy in ((0, 0), (3, 2), (-2, 3))]
+        records[p.name] = {"width": red.shape[1], "height": red.shape[0], "fixations": points}
+    (tmp_path / "fixations.json").write_text(json.dumps(records))
+    out = folder / "scored.tflite"
+    assert _convert(folder / "net.keras", out, "--fixations", str(tmp_path / "fixations.json")) == 0
+    checks = read_card(out.read_bytes(), "x").checks
+    assert checks["fixation_photos"] == 12 and checks["crop_score_vs_centre"] <= 1  # 1: the best window
+    assert np.isfinite(checks["map_nss"]) and len(checks["crop_score_ci95"]) == 2
+
+
 @pytest.mark.parametrize(
     "name, extra, words",
     [
