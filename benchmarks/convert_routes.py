@@ -1,6 +1,8 @@
 """`edgecrop-convert model` on real networks: Google's attention-center (its float16 TFLite, a third-party
-network with layer norms) and this project's own student as a Keras file, a SavedModel and a float32
-TFLite, each converted to int8 by the command a user runs, timed, and compared with the direct export.
+network with group norms) and this project's own student as a Keras file, a SavedModel, a float32 TFLite
+and a PyTorch re-implementation with the same weights (``benchmarks.keras_torch``) saved as an exported
+program, TorchScript and ONNX, each converted to int8 by the command a user runs, timed, and compared
+with the direct export.
 
     python -m benchmarks.convert_routes [--run .cache/p192/large] [--out benchmarks/results/DATE-convert-routes.md]
 
@@ -61,12 +63,18 @@ def main(argv: list[str] | None = None) -> None:
 
     import tensorflow as tf
 
+    from benchmarks.keras_torch import dump
     from converters.student import slim
     from converters.train import load_run
 
     model, _ = slim(*load_run(args.run, args.weights))
     model.save(work / "student.keras")
     tf.saved_model.save(model, str(work / "student_savedmodel"))
+    dump(model, work)  # and the same network re-implemented in PyTorch, saved three ways
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.keras_torch", str(work)], capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(proc.stderr[-2000:])
+    print(proc.stdout.strip())
     direct = (REPO / "models" / "edgecrop_int8.tflite").read_bytes()
     shipped = read_card(direct, "edgecrop_int8")
     student = ["--resize", "letterbox", "--fixations", str(fixations)]
@@ -76,15 +84,18 @@ def main(argv: list[str] | None = None) -> None:
             str(shared / "teachers" / "attention-center" / "center.tflite"),
             ["--map-output", "Sum", "--map-kind", "logits", "--temperature", "2", "--allow-float"],
         ),
-        ("student, Keras", str(work / "student.keras"), student),
+        ("student, Keras", str(work / "student.keras"), [*student, "--custom-objects", "converters.student"]),
         ("student, SavedModel", str(work / "student_savedmodel"), student),
         ("student, float32 TFLite", str(REPO / "models" / "edgecrop_float32.tflite"), student),
+        ("student in PyTorch, exported program", str(work / "student.pt2"), [*student, "--size", "192x192"]),
+        ("student in PyTorch, TorchScript", str(work / "student.pt"), [*student, "--size", "192x192"]),
+        ("student in PyTorch, ONNX", str(work / "student.onnx"), student),
     ]
     rows = []
     for label, source, extra in sources:
         out = work / f"{len(rows)}.tflite"
         seconds, checks = _convert(source, out, photos, check, *extra)
-        row = {"source": label, "seconds": round(seconds, 1), "size": out.stat().st_size, **checks}
+        row = {**checks, "source": label, "seconds": round(seconds, 1), "size": out.stat().st_size}
         if label.startswith("student"):  # against the direct export, both with the shipped card's post-processing
             same = embed_card(out.read_bytes(), shipped)
             row["cc_vs_direct_int8"] = float(np.mean(map_ccs(same, direct, sorted(check.iterdir()))))

@@ -64,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     um.add_argument(
         "--allow-float", action="store_true", help="int8: keep the ops int8 cannot take in float (listed in the report)"
     )
+    um.add_argument(
+        "--custom-objects",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="a Python module with the custom layers a Keras file uses (repeatable)",
+    )
     um.add_argument("--fixations", type=Path, help="a fixations.json beside images/ (OSIE layout): score the crops")
     um.add_argument("--overwrite", action="store_true")
     um.set_defaults(run=_run_model)
@@ -155,6 +162,7 @@ def _run_model(args) -> int:
         size,
         args.temperature,
         args.allow_float,
+        tuple(args.custom_objects),
     )
     if args.kind == "int8" and args.calibration is None:
         raise ValueError("int8 needs real photos to calibrate on: give --calibration DIR (or --kind float16)")

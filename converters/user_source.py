@@ -28,6 +28,7 @@ class SourceSpec:
     size: tuple[int, int] | None = None  # (height, width) for a model whose input size is not fixed
     temperature: float = 1.0  # logits only: softmax(logits / temperature)
     allow_float: bool = False  # int8: keep the ops int8 cannot take in float instead of refusing
+    custom_objects: tuple[str, ...] = ()  # Python modules holding a Keras file's custom layers
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "resize", Resize(self.resize))

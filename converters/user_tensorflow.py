@@ -4,9 +4,27 @@ export sets it up (``export.configured``)."""
 
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
 
 from .user_source import ConversionError, Source, SourceSpec
+
+
+def _custom_objects(spec: SourceSpec) -> dict:
+    """The classes of the modules named by --custom-objects (imported from the current folder too), by
+    name: what a Keras file with custom layers needs to load."""
+    found: dict[str, type] = {}
+    for name in spec.custom_objects:
+        sys.path.insert(0, str(Path.cwd()))
+        try:
+            module = importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - the user's module fails to import: its reason, short
+            raise ConversionError(f"--custom-objects {name}: cannot import it ({type(exc).__name__}: {exc})") from None
+        finally:
+            sys.path.remove(str(Path.cwd()))
+        found |= {k: v for k, v in vars(module).items() if isinstance(v, type) and v.__module__ == module.__name__}
+    return found
 
 
 def load_tensorflow(path: Path, spec: SourceSpec) -> Source:
@@ -16,7 +34,7 @@ def load_tensorflow(path: Path, spec: SourceSpec) -> Source:
     keras = not path.is_dir()
     try:
         if keras:
-            owner = tf.keras.models.load_model(path, compile=False)
+            owner = tf.keras.models.load_model(path, compile=False, custom_objects=_custom_objects(spec))
             shapes = [tuple(t.shape) for t in owner.inputs]
             names = list(owner.output_names)
 

@@ -47,7 +47,7 @@ def _module(source: str, path: Path, size: tuple[int, int]):
         elif path.suffix.lower() == ".onnx":
             import onnx2torch
 
-            net = _static_pads(onnx2torch.convert(_onnx_model(path)))
+            net = _static_sizes(onnx2torch.convert(_onnx_model(path)))
         elif path.suffix.lower() == ".pt2":
             return torch.export.load(str(path)).module()  # already in inference form (no eval())
         else:
@@ -96,7 +96,7 @@ def _through_onnx(script, size: tuple[int, int]):
             torch.onnx.export(
                 script, (torch.zeros(1, 3, *size),), str(onnx_path), opset_version=ONNX_OPSET, dynamo=False
             )
-        return _static_pads(onnx2torch.convert(_onnx_model(onnx_path)))
+        return _static_sizes(onnx2torch.convert(_onnx_model(onnx_path)))
 
 
 def _folded(path: Path):
@@ -116,22 +116,45 @@ def _folded(path: Path):
         return onnx.load(options.optimized_model_filepath)
 
 
-def _static_pads(net):
-    """onnx2torch's Pad reads its sizes from a tensor when it runs (``pads.tolist()``), which torch.export
-    cannot trace: a zero-padding whose sizes are a constant becomes one with the sizes fixed."""
+def _static_sizes(net):
+    """onnx2torch's Pad and Resize read their sizes from tensors when they run (``.tolist()``), which
+    torch.export cannot trace: where those sizes are constants, the op gets them as numbers."""
+    import torch
+    import torch.nn.functional as F
     from onnx2torch.node_converters.pad import OnnxPadDynamic, OnnxPadStatic
+    from onnx2torch.node_converters.resize import OnnxResize, _onnx_mode_to_torch_mode
+
+    class Interpolate(torch.nn.Module):
+        def __init__(self, size, scale, mode: str, align_corners) -> None:
+            super().__init__()
+            self.size, self.scale, self.mode, self.align_corners = size, scale, mode, align_corners
+
+        def forward(self, x):
+            return F.interpolate(x, self.size, self.scale, self.mode, self.align_corners)
+
+    def constant(arg):
+        if getattr(arg, "op", None) != "get_attr":
+            return None
+        return functools.reduce(getattr, arg.target.split("."), net).tolist()
 
     for node in list(net.graph.nodes):
         module = net.get_submodule(node.target) if node.op == "call_module" else None
-        if (
-            isinstance(module, OnnxPadDynamic)
-            and module.mode == "constant"
-            and len(node.args) == 2
-            and getattr(node.args[1], "op", None) == "get_attr"
-        ):
-            pads = [int(v) for v in functools.reduce(getattr, node.args[1].target.split("."), net).tolist()]
-            net.add_submodule(node.target, OnnxPadStatic.create_from_onnx_params(onnx_pads=pads))
-            node.args = (node.args[0],)
+        if isinstance(module, OnnxPadDynamic) and module.mode == "constant" and len(node.args) == 2:
+            pads = constant(node.args[1])
+            if pads is not None:
+                net.add_submodule(node.target, OnnxPadStatic.create_from_onnx_params(onnx_pads=[int(v) for v in pads]))
+                node.args = (node.args[0],)
+        elif isinstance(module, OnnxResize):
+            args = [*node.args, *[None] * (4 - len(node.args))]  # input, roi, scales, sizes
+            given = [node.kwargs.get(k, a) for k, a in zip(("scales", "sizes"), args[2:4])]
+            scales, sizes = (constant(a) if a is not None else [] for a in given)
+            if scales is None or sizes is None or not (sizes or scales):
+                continue
+            size = [int(v) for v in sizes[2:]] if sizes else None
+            scale = [float(v) for v in scales[2:]] if not sizes else None
+            mode = _onnx_mode_to_torch_mode(module.onnx_mode, len(sizes or scales) - 2)
+            net.add_submodule(node.target, Interpolate(size, scale, mode, module.align_corners))
+            node.args, node.kwargs = (node.args[0],), {}
     net.graph.eliminate_dead_code()
     net.recompile()
     return net

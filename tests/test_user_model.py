@@ -75,6 +75,39 @@ def test_keras_and_savedmodel_convert_to_the_same_int8_maps(sources, sample_path
         assert cropper.crop(sample_path, "1:1").crops[0].width == 512
 
 
+CUSTOM_LAYER = """
+import keras
+
+
+class Halve(keras.layers.Layer):
+    def call(self, x):
+        return x * 0.5
+"""
+
+
+def test_a_keras_file_with_custom_layers_loads_with_their_module(sources):
+    """--custom-objects MODULE (imported from the current folder) gives Keras the custom layers; without it
+    the file is one line."""
+    import importlib.util
+
+    import tensorflow as tf
+
+    folder, model = sources
+    (folder / "mylayers.py").write_text(CUSTOM_LAYER)
+    spec = importlib.util.spec_from_file_location("mylayers", folder / "mylayers.py")
+    mylayers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mylayers)
+    tf.keras.Model(model.inputs, mylayers.Halve()(model.outputs[0])).save(folder / "custom.keras")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    args = [sys.executable, "-m", "converters.cli", "model", "custom.keras", "--calibration", "photos", "-o"]
+    plain = subprocess.run([*args, "plain.tflite"], capture_output=True, text=True, env=env, cwd=folder)
+    lines = [ln for ln in plain.stderr.splitlines() if ln.startswith("edgecrop-convert")]
+    assert plain.returncode == 2 and len(lines) == 1 and "cannot load it" in lines[0], plain.stderr[-2000:]
+    given = [*args, "custom.tflite", "--custom-objects", "mylayers"]
+    assert subprocess.run(given, capture_output=True, text=True, env=env, cwd=folder).returncode == 0
+    assert (folder / "custom.tflite").exists() and not (folder / "plain.tflite").exists()
+
+
 def test_fixations_score_the_converted_crops(sources, tmp_path):
     """--fixations (OSIE layout: fixations.json beside images/) puts crop and map scores in the card."""
     import json
