@@ -57,6 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         "--mean", type=float, nargs=3, default=(0.0, 0.0, 0.0), metavar="V", help="input = (pixel-mean)/std"
     )
     um.add_argument("--std", type=float, nargs=3, default=(255.0, 255.0, 255.0), metavar="V")
+    um.add_argument(
+        "--channels", choices=("RGB", "BGR"), default="RGB", help="the order the network reads (--mean/--std in it)"
+    )
+    um.add_argument(
+        "--keep-float",
+        metavar="REGEX",
+        help="int8 through AI Edge Quantizer: keep the ops whose tensor names match in float (with --allow-float)",
+    )
     um.add_argument("--map-output", help="the output that is the map, for a model with several")
     um.add_argument("--map-kind", choices=("logits", "probability", "saliency"), default="saliency")
     um.add_argument("--temperature", type=float, default=1.0, help="logits maps: softmax(logits / T)")
@@ -163,6 +171,8 @@ def _run_model(args) -> int:
         args.temperature,
         args.allow_float,
         tuple(args.custom_objects),
+        args.channels,
+        args.keep_float,
     )
     if args.kind == "int8" and args.calibration is None:
         raise ValueError("int8 needs real photos to calibrate on: give --calibration DIR (or --kind float16)")

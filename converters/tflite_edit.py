@@ -80,18 +80,21 @@ _OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.star
 _TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
 
 
+def _op_name(model: schema.ModelT, op: schema.OperatorT) -> str:
+    """The op's builtin name ("CUSTOM:name" for a custom op)."""
+    code = model.operatorCodes[op.opcodeIndex]
+    name = _OP_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+    return f"CUSTOM:{code.customCode.decode() if code.customCode else '?'}" if name == "CUSTOM" else name
+
+
 def operators(data: bytes) -> list[tuple[str, list[str], list[str]]]:
     """(op name, input tensor types, output tensor types) for every op of the main graph."""
     model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
     graph = model.subgraphs[0]
     out = []
     for op in graph.operators:
-        code = model.operatorCodes[op.opcodeIndex]
-        name = _OP_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
-        if name == "CUSTOM":
-            name = f"CUSTOM:{code.customCode.decode() if code.customCode else '?'}"
-        types = [[_TYPE_NAMES[graph.tensors[i].type] for i in idx if i >= 0] for idx in (op.inputs, op.outputs)]
-        out.append((name, *types))
+        ins, outs = ([_TYPE_NAMES[graph.tensors[i].type] for i in idx if i >= 0] for idx in (op.inputs, op.outputs))
+        out.append((_op_name(model, op), ins, outs))
     return out
 
 
@@ -116,10 +119,9 @@ def float_graph(data: bytes, output: int) -> bytes:
     f16, f32 = schema.TensorType.FLOAT16, schema.TensorType.FLOAT32
     renamed: dict[int, int] = {}  # a DEQUANTIZE's output -> its float16 constant, now float32
     for op in graph.operators:
-        code = model.operatorCodes[op.opcodeIndex]
         source = graph.tensors[op.inputs[0]] if op.inputs is not None and len(op.inputs) else None
         if (
-            max(code.builtinCode, code.deprecatedBuiltinCode) == schema.BuiltinOperator.DEQUANTIZE
+            _op_name(model, op) == "DEQUANTIZE"
             and source is not None
             and source.type == f16
             and model.buffers[source.buffer].data is not None
@@ -150,18 +152,12 @@ def integer_io(data: bytes) -> bytes:
     full-integer model does); a model whose float input other ops read too is left as it is."""
     model = _load(data)
     graph = model.subgraphs[0]
-    ops = {name: i for i, name in _OP_NAMES.items() if name in ("QUANTIZE", "DEQUANTIZE")}
-
-    def is_op(op: schema.OperatorT, name: str) -> bool:
-        code = model.operatorCodes[op.opcodeIndex]
-        return max(code.builtinCode, code.deprecatedBuiltinCode) == ops[name]
-
     readers = [op for op in graph.operators if graph.inputs[0] in list(op.inputs)]
-    if len(readers) == 1 and is_op(readers[0], "QUANTIZE"):
+    if len(readers) == 1 and _op_name(model, readers[0]) == "QUANTIZE":
         graph.inputs = [int(readers[0].outputs[0])]
         graph.operators.remove(readers[0])
     writer = next((op for op in graph.operators if graph.outputs[0] in list(op.outputs)), None)
-    if writer is not None and is_op(writer, "DEQUANTIZE"):
+    if writer is not None and _op_name(model, writer) == "DEQUANTIZE":
         graph.outputs = [int(writer.inputs[0])]
         graph.operators.remove(writer)
     return _signed(model)
@@ -201,3 +197,49 @@ def _drop_unused_tensors(graph: schema.SubGraphT) -> None:
         op.outputs = [new_index[int(i)] for i in op.outputs]
         if op.intermediates is not None:
             op.intermediates = [new_index[int(i)] for i in op.intermediates]
+
+
+def bgr_input(data: bytes) -> bytes:
+    """A model that reads BGR made to read RGB: the convolutions that read the input (directly or through
+    PAD) get their filters' input channels reversed, which costs nothing at run time (float32, float16
+    behind a DEQUANTIZE, or int8 quantised per output channel). Raises ValueError when the input reaches
+    any other op (the network must then reverse the channels itself)."""
+    model = _load(data)
+    graph = model.subgraphs[0]
+    producer = {int(o): op for op in graph.operators for o in op.outputs}
+    frontier, filters = [int(graph.inputs[0])], set()
+    while frontier:
+        tensor = frontier.pop()
+        for op in graph.operators:
+            if tensor not in [int(i) for i in op.inputs]:
+                continue
+            name = _op_name(model, op)
+            if name == "PAD" and int(op.inputs[0]) == tensor:
+                frontier.append(int(op.outputs[0]))
+            elif name == "CONV_2D" and int(op.inputs[0]) == tensor:
+                f = int(op.inputs[1])
+                behind = producer.get(f)
+                filters.add(
+                    int(behind.inputs[0]) if behind is not None and _op_name(model, behind) == "DEQUANTIZE" else f
+                )
+            else:
+                raise ValueError(f"the input is read by {name}, not a convolution")
+    dtypes = {
+        schema.TensorType.FLOAT32: np.float32,
+        schema.TensorType.FLOAT16: np.float16,
+        schema.TensorType.INT8: np.int8,
+    }
+    for t in sorted(filters):
+        tensor = graph.tensors[t]
+        buffer = model.buffers[tensor.buffer]
+        q = tensor.quantization
+        per_input_channel = q is not None and q.scale is not None and len(q.scale) > 1 and q.quantizedDimension == 3
+        if tensor.type not in dtypes or buffer.data is None or len(buffer.data) == 0 or per_input_channel:
+            raise ValueError("a convolution reading the input has no constant filter this can reverse")
+        shape = [int(d) for d in tensor.shape]
+        weights = np.frombuffer(bytes(bytearray(buffer.data)), dtypes[tensor.type]).reshape(shape)[..., ::-1]
+        copy = schema.BufferT()  # a new buffer: another tensor may share the old one
+        copy.data = np.frombuffer(np.ascontiguousarray(weights).tobytes(), np.uint8)
+        model.buffers.append(copy)
+        tensor.buffer = len(model.buffers) - 1
+    return _signed(model)

@@ -88,7 +88,7 @@ def load_source(source: str, spec: SourceSpec) -> Source:
 def inputs(photos: list[Path], source: Source, spec: SourceSpec) -> list[np.ndarray]:
     """The photos as the model's inputs, laid out and normalised as the runtime will feed them."""
     layout = InputSpec(source.height, source.width, source.map_height, source.map_width, spec.resize)
-    mean, std = np.asarray(spec.mean, np.float32), np.asarray(spec.std, np.float32)
+    mean, std = (np.asarray(v, np.float32) for v in spec.runtime_normalisation())
     out = []
     for p in photos:
         pixels, _ = to_input(load_image(p, min_size=(source.width, source.height)).rgb, layout)
@@ -101,7 +101,7 @@ def card(name: str, source: Source, spec: SourceSpec, kind: str, checks: dict) -
         name=Path(name).stem,
         summary=f"{Path(name).name}, converted by edgecrop-convert model, {kind}",
         architecture=f"the user's network ({Path(name).name}); map output {source.output!r}",
-        input=InputCard(resize=spec.resize, mean=spec.mean, std=spec.std, height=source.height, width=source.width),
+        input=InputCard(spec.resize, *spec.runtime_normalisation(), height=source.height, width=source.width),
         output=OutputCard(
             kind=spec.kind,
             temperature=spec.temperature,
@@ -186,7 +186,10 @@ def convert_user_model(
         "route": loaded.route,
         "input": [loaded.height, loaded.width],
         "map": [loaded.map_height, loaded.map_width],
+        "source_channels": spec.channels,
     }
+    if spec.keep_float is not None:
+        checks["kept_float"] = spec.keep_float
     if kind == "int8":
         floats = left_in_float(blob)
         if floats and not spec.allow_float:

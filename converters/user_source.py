@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ class SourceSpec:
     temperature: float = 1.0  # logits only: softmax(logits / temperature)
     allow_float: bool = False  # int8: keep the ops int8 cannot take in float instead of refusing
     custom_objects: tuple[str, ...] = ()  # Python modules holding a Keras file's custom layers
+    channels: str = "RGB"  # the order the network reads; mean and std are given in it
+    keep_float: str | None = None  # int8 through AI Edge Quantizer: ops whose tensor names match stay float
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "resize", Resize(self.resize))
@@ -36,8 +39,21 @@ class SourceSpec:
         InputCard(resize=self.resize, mean=self.mean, std=self.std)  # the card's own checks, one line each
         if self.size is not None and not (1 <= min(self.size) and max(self.size) <= 4096):
             raise ConversionError(f"--size must be HEIGHTxWIDTH from 1 to 4096, not {self.size}")
+        if self.channels not in ("RGB", "BGR"):
+            raise ConversionError(f"--channels must be RGB or BGR, not {self.channels!r}")
+        if self.keep_float is not None:
+            try:
+                re.compile(self.keep_float)
+            except re.error as exc:
+                raise ConversionError(f"--keep-float {self.keep_float!r}: not a regular expression ({exc})") from None
         if not (np.isfinite(self.temperature) and 0.01 <= self.temperature <= 100):
             raise ConversionError(f"--temperature must be from 0.01 to 100, not {self.temperature}")
+
+    def runtime_normalisation(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+        """(mean, std) in the runtime's RGB order (the converted model reads RGB whatever the source read)."""
+        if self.channels == "RGB":
+            return self.mean, self.std
+        return (self.mean[2], self.mean[1], self.mean[0]), (self.std[2], self.std[1], self.std[0])
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .user_source import ConversionError, Source, SourceSpec
+from .user_tflite import reading_rgb
 
 
 def _custom_objects(spec: SourceSpec) -> dict:
@@ -30,6 +31,9 @@ def _custom_objects(spec: SourceSpec) -> dict:
 def load_tensorflow(path: Path, spec: SourceSpec) -> Source:
     """A Keras file's or a SavedModel's map as a Source; every wrong input is a ConversionError."""
     import tensorflow as tf
+
+    if spec.keep_float is not None:
+        raise ConversionError("--keep-float is for the routes through AI Edge Quantizer: use --allow-float here")
 
     keras = not path.is_dir()
     try:
@@ -98,12 +102,15 @@ def load_tensorflow(path: Path, spec: SourceSpec) -> Source:
     def tflite(kind: str, calibration) -> bytes:
         from .export import configured
 
+        bgr = spec.channels == "BGR"  # the network reads BGR: calibrate it so, then make it read RGB
         try:
-            return configured(converter(), kind, calibration, mixed=spec.allow_float).convert()
+            examples = [x[..., ::-1] for x in calibration] if bgr else calibration
+            blob = configured(converter(), kind, examples, mixed=spec.allow_float).convert()
         except Exception as exc:  # noqa: BLE001 - the converter's errors are long: the gist, in one line
             first = next((ln for ln in str(exc).splitlines() if "error" in ln.lower()), str(exc)[:200])
             hint = " (try --kind float16, or --allow-float)" if kind == "int8" else ""
             raise ConversionError(f"TensorFlow cannot convert it to {kind}{hint}: {first.strip()[:300]}") from None
+        return reading_rgb(blob, str(path)) if bgr else blob
 
     route = "Keras" if keras else "SavedModel"
     return Source(height, width, map_h, map_w, name, f"{route} -> TensorFlow TFLiteConverter", tflite)

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .tflite_edit import float_graph, integer_io, operators, tensor_index
+from .tflite_edit import bgr_input, float_graph, integer_io, operators, tensor_index
 from .user_source import ConversionError, Source, SourceSpec
 
 
-def quantised(float32: bytes, kind: str, calibration: list[np.ndarray]) -> bytes:
-    """``float32`` (one signature, one image input) as ``kind``: int8 calibrated on ``calibration``,
-    float16 weights, or itself."""
+def quantised(float32: bytes, kind: str, calibration: list[np.ndarray], keep_float: str | None = None) -> bytes:
+    """``float32`` (one signature, one image input) as ``kind``: int8 calibrated on ``calibration`` (the ops
+    whose tensor names match ``keep_float`` left in float), float16 weights, or itself."""
     if kind == "float32":
         return float32
     from ai_edge_quantizer import qtyping, quantizer, recipe
@@ -35,6 +35,13 @@ def quantised(float32: bytes, kind: str, calibration: list[np.ndarray]) -> bytes
             if not calibration:
                 raise ConversionError("int8 needs calibration photos")
             q = quantizer.Quantizer(bytearray(float32), recipe.static_wi8_ai8())
+            if keep_float is not None:
+                q.update_quantization_recipe(
+                    regex=keep_float,
+                    operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                    algorithm_key=quantizer.AlgorithmName.NO_QUANTIZE,
+                    op_config=qtyping.OpQuantizationConfig(),
+                )
             (name,) = _input_names(float32)
             result = q.calibrate({"serving_default": [{name: x} for x in calibration]}, num_threads=2)
             return integer_io(bytes(q.quantize(result).quantized_model))
@@ -66,15 +73,27 @@ def _input_names(data: bytes) -> list[str]:
 @dataclass(frozen=True)
 class _Float:
     float32: bytes
+    keep_float: str | None
 
     def tflite(self, kind: str, calibration: list[np.ndarray]) -> bytes:
-        return quantised(self.float32, kind, calibration)
+        return quantised(self.float32, kind, calibration, self.keep_float)
 
 
-def float_source(float32: bytes, route: str, origin: str) -> Source:
+def reading_rgb(data: bytes, origin: str) -> bytes:
+    """A model that reads BGR made to read RGB (``tflite_edit.bgr_input``); its refusal is one line."""
+    try:
+        return bgr_input(data)
+    except ValueError as exc:
+        raise ConversionError(f"{origin}: --channels BGR: {exc} (reverse the channels in the network)") from None
+
+
+def float_source(float32: bytes, route: str, origin: str, spec: SourceSpec) -> Source:
     """A Source from a float32 TFLite of one [1, H, W, 3] input and one map output (``origin`` names the
-    model in errors)."""
+    model in errors); a BGR network made to read RGB."""
     from ai_edge_litert.interpreter import Interpreter
+
+    if spec.channels == "BGR":
+        float32 = reading_rgb(float32, origin)
 
     try:
         interpreter = Interpreter(model_content=float32)
@@ -88,7 +107,8 @@ def float_source(float32: bytes, route: str, origin: str) -> Source:
     map_shape = [int(v) for v in out["shape"]]
     if len(map_shape) not in (3, 4) or map_shape[0] != 1 or (len(map_shape) == 4 and map_shape[3] != 1):
         raise ConversionError(f"{origin}: the map {out['name']!r} of shape {map_shape} is not a single-channel map")
-    return Source(shape[1], shape[2], map_shape[1], map_shape[2], out["name"], route, _Float(float32).tflite)
+    tflite = _Float(float32, spec.keep_float).tflite
+    return Source(shape[1], shape[2], map_shape[1], map_shape[2], out["name"], route, tflite)
 
 
 def load_tflite(path: Path, spec: SourceSpec) -> Source:
@@ -118,4 +138,4 @@ def load_tflite(path: Path, spec: SourceSpec) -> Source:
         raise ConversionError(f"{path}: no tensor named {name!r} (outputs: {', '.join(outputs)})") from None
     if spec.size is not None and tuple(spec.size) != (int(images[0]["shape"][1]), int(images[0]["shape"][2])):
         raise ConversionError(f"{path}: the model takes {list(images[0]['shape'][1:3])}, not the --size {spec.size}")
-    return float_source(float_graph(data, output), "float TFLite -> AI Edge Quantizer", str(path))
+    return float_source(float_graph(data, output), "float TFLite -> AI Edge Quantizer", str(path), spec)

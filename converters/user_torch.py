@@ -253,7 +253,7 @@ def load_torch(source: str, spec: SourceSpec) -> Source:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConversionError(f"{source}: litert-torch cannot convert it ({first[:300]})") from None
     route = "ONNX -> onnx2torch -> litert-torch" if onnx_file else "PyTorch -> litert-torch"
-    found = float_source(bytes(float32), f"{route} -> AI Edge Quantizer", source)
+    found = float_source(bytes(float32), f"{route} -> AI Edge Quantizer", source, spec)
     return Source(found.height, found.width, found.map_height, found.map_width, name, found.route, found.tflite)
 
 

@@ -108,6 +108,42 @@ def test_a_keras_file_with_custom_layers_loads_with_their_module(sources):
     assert (folder / "custom.tflite").exists() and not (folder / "plain.tflite").exists()
 
 
+@pytest.mark.parametrize(
+    "name", ["bgr.keras", "bgr_float.tflite", pytest.param("net_bgr.pt2", marks=pytest.mark.torch)]
+)
+def test_a_network_that_reads_bgr_converts_to_one_that_reads_rgb(sources, name, request):
+    """--channels BGR: the converted model takes the runtime's RGB (the first convolution's filters are
+    reversed, or the input is) and gives the maps of the same network reading RGB; --mean and --std are
+    given in the network's order and stored in RGB order."""
+    import tensorflow as tf
+
+    from converters.export import convert
+    from converters.user_model import map_ccs
+    from edgecrop import read_card
+
+    folder, model = sources
+    bgr = tf.keras.models.clone_model(model)
+    bgr.set_weights(model.get_weights())
+    kernel, bias = bgr.layers[1].get_weights()
+    bgr.layers[1].set_weights([kernel[:, :, ::-1, :], bias])
+    bgr.save(folder / "bgr.keras")
+    (folder / "bgr_float.tflite").write_bytes(convert(bgr, "float32"))
+    keras_out = folder / "keras_int8.tflite"
+    if not keras_out.exists():
+        assert _convert(folder / "net.keras", keras_out) == 0
+    out = folder / f"{name}_int8.tflite"
+    if name.endswith(".pt2"):
+        request.getfixturevalue("torch_sources")  # it makes net_bgr.pt2
+    extra = ["--channels", "BGR", "--mean", "0", "0", "0", "--std", "255", "255", "250"]
+    extra += ["--size", "64x64"] if name.endswith(".pt2") else []
+    proc = _convert_in_a_process(folder, name, "-o", str(out), "--calibration", "photos", *extra)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    card = read_card(out.read_bytes(), "x")
+    assert card.input.std == (250.0, 255.0, 255.0) and card.checks["source_channels"] == "BGR"
+    photos = sorted((folder / "photos").iterdir())
+    assert np.mean(map_ccs(out.read_bytes(), keras_out.read_bytes(), photos)) >= 0.99
+
+
 def test_fixations_score_the_converted_crops(sources, tmp_path):
     """--fixations (OSIE layout: fixations.json beside images/) puts crop and map scores in the card."""
     import json
@@ -196,6 +232,10 @@ if __name__ == "__main__":
     gap = np.abs(net(x).detach().numpy()[0, 0] - keras["map"]).max()
     torch.jit.trace(net, x).save("net.pt")
     torch.export.save(torch.export.export(net, (x,)), "net.pt2")
+    with torch.no_grad():  # the same network reading BGR
+        net.c1.weight.copy_(net.c1.weight.flip(1))
+    torch.export.save(torch.export.export(net, (x,)), "net_bgr.pt2")
+    net.load_state_dict(torch.load("weights.pt"))
     names = {"input_names": ["image"], "output_names": ["map"], "dynamo": False}
     torch.onnx.export(net, (x,), "net.onnx", opset_version=17, **names)
     torch.onnx.export(net, (x,), "net20.onnx", opset_version=20, **names)
