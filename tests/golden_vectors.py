@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from edgecrop import CentrePrior, Cropper, ModelCard, ModelError, OutputCard
+from edgecrop import CentrePrior, Cropper, ModelCard, ModelError, OutputCard, read_card
 from edgecrop.model import Quantization, input_table
 from edgecrop.modelfile.registry import list_models
 from edgecrop.postprocess import postprocess
 from edgecrop.preprocess import InputSpec, flip_average, layout
 from edgecrop.search import Boost, SearchOptions, find_crops, parse_aspects
+from tests.converted_model import CONVERTED
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "android_demo" / "cropcore" / "src" / "test" / "resources" / "golden.json"
@@ -205,12 +206,14 @@ def output_cases() -> list[dict]:
 
 
 def card_cases() -> dict:
-    """The bundled models' cards as Java must read them from the .tflite files, and cards it must refuse."""
+    """The bundled models' cards, and a converted model's (tests/converted_model.py), as Java must read them
+    from the .tflite files; and cards it must refuse."""
     bundled = {}
-    for m in list_models():
-        c = m.card()
+    cards = {m.path.name: m.card() for m in list_models()}
+    cards[CONVERTED.name] = read_card(CONVERTED.read_bytes(), CONVERTED.name)  # a user's converted model
+    for name, c in cards.items():
         prior = c.output.centre_prior
-        bundled[m.path.name] = {
+        bundled[name] = {
             "name": c.name,
             "resize": c.input.resize.value,
             "mean": list(c.input.mean),
