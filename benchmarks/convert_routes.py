@@ -78,12 +78,11 @@ def main(argv: list[str] | None = None) -> None:
     direct = (REPO / "models" / "edgecrop_int8.tflite").read_bytes()
     shipped = read_card(direct, "edgecrop_int8")
     student = ["--resize", "letterbox", "--fixations", str(fixations)]
+    teacher = str(shared / "teachers" / "attention-center" / "center.tflite")
+    teacher_flags = ["--map-output", "Sum", "--map-kind", "logits", "--temperature", "2", "--allow-float"]
     sources = [
-        (
-            "attention-center (float16 TFLite)",
-            str(shared / "teachers" / "attention-center" / "center.tflite"),
-            ["--map-output", "Sum", "--map-kind", "logits", "--temperature", "2", "--allow-float"],
-        ),
+        ("attention-center (float16 TFLite)", teacher, teacher_flags),
+        ("attention-center, group norms kept float", teacher, [*teacher_flags, "--keep-float", ".*GroupNorm.*"]),
         ("student, Keras", str(work / "student.keras"), [*student, "--custom-objects", "converters.student"]),
         ("student, SavedModel", str(work / "student_savedmodel"), student),
         ("student, float32 TFLite", str(REPO / "models" / "edgecrop_float32.tflite"), student),

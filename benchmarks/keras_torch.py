@@ -95,7 +95,9 @@ def build(folder: Path):
                         c["activation"], lambda t: t
                     )(out)
                 elif cls == "Add":
-                    out = sum(ins[1:], ins[0])
+                    out = ins[0]
+                    for other in ins[1:]:
+                        out = out + other
                 elif cls == "Concatenate":
                     out = torch.cat(ins, 1)
                 elif cls == "Resizing":

@@ -8,7 +8,9 @@ edgecrop-convert edgetpu-check models/edgecrop_int8.tflite
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from pathlib import Path
 
 from edgecrop.errors import EdgecropError
@@ -20,6 +22,11 @@ PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
 def main(argv: list[str] | None = None) -> int:
+    # TensorFlow's C++ logging (a CUDA probe's errors on a machine without a GPU among it) is not the user's
+    # business: errors reach them as one line from here. TF_CPP_MIN_LOG_LEVEL set by the user wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if not sys.warnoptions:  # the converters' Python warnings too, unless asked for with -W or PYTHONWARNINGS
+        warnings.simplefilter("ignore")
     ap = argparse.ArgumentParser(
         prog="edgecrop-convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -4,8 +4,10 @@ PyTorch sources (an exported program ``.pt2``, a TorchScript file ``.pt``/``.pth
 returning an ``nn.Module``) go through Google's ``litert-torch`` (PyTorch to LiteRT by torch.export: the
 maintained successor of ai-edge-torch). ONNX files are read into PyTorch by ``onnx2torch`` first, then take
 the same road: ``onnx2tf``, the other ONNX converter, pins TensorFlow 2.19 and NumPy 1.26 and cannot live
-beside the project's TensorFlow. The float32 TFLite litert-torch writes is quantised like a float TFLite
-source (``user_tflite.quantised``).
+beside the project's TensorFlow. int8 is PyTorch's own post-training quantisation (PT2E) with
+litert-torch's quantizer, lowered by litert-torch: its maps agree with TensorFlow's int8 of the same
+network (CC 0.998 on the student) where AI Edge Quantizer's on the float TFLite reach 0.98. float16, and
+int8 with --keep-float, quantise litert-torch's float32 TFLite like a float TFLite source.
 
 The network is wrapped to take the runtime's [1, H, W, 3] image (it sees [1, 3, H, W], as PyTorch
 networks do) and to give its map as [1, h, w, 1].
@@ -13,14 +15,18 @@ networks do) and to give its map as [1, h, w, 1].
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
+
+from .tflite_edit import integer_io
 from .user_source import ConversionError, Source, SourceSpec
-from .user_tflite import float_source
+from .user_tflite import float_source, reading_rgb
 
 TORCH_SUFFIXES = (".pt", ".pt2", ".pth")
 ONNX_OPSET = 17  # the newest opset onnx2torch 1.5 has every common converter for
@@ -247,14 +253,60 @@ def load_torch(source: str, spec: SourceSpec) -> Source:
 
     import litert_torch
 
+    module, sample = Saliency(), (torch.zeros(1, *size, 3),)
+    with _converting(source):
+        float32 = litert_torch.convert(module, sample).model_content()
+    route = "ONNX -> onnx2torch -> litert-torch" if onnx_file else "PyTorch -> litert-torch"
+    floating = float_source(bytes(float32), f"{route} -> AI Edge Quantizer", source, spec)
+
+    def tflite(kind: str, calibration: list[np.ndarray]) -> bytes:
+        if kind != "int8" or spec.keep_float is not None:  # float kinds, and --keep-float: by the float TFLite
+            return floating.tflite(kind, calibration)
+        with _converting(source):
+            return _pt2e_int8(module, sample, calibration, spec.channels == "BGR", source)
+
+    route = f"{route} (int8 by its PT2E quantizer; float16 and --keep-float by AI Edge Quantizer)"
+    return Source(floating.height, floating.width, floating.map_height, floating.map_width, name, route, tflite)
+
+
+@contextlib.contextmanager
+def _converting(source: str):
+    """litert-torch at work: its progress lines go to stderr (stdout is the report), and its reasons and
+    torch.export's, which are long, become one line."""
     try:
-        float32 = litert_torch.convert(Saliency(), (torch.zeros(1, *size, 3),)).model_content()
-    except Exception as exc:  # noqa: BLE001 - the exporter's reasons are long: the gist, in one line
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    except ConversionError:
+        raise
+    except Exception as exc:  # noqa: BLE001
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConversionError(f"{source}: litert-torch cannot convert it ({first[:300]})") from None
-    route = "ONNX -> onnx2torch -> litert-torch" if onnx_file else "PyTorch -> litert-torch"
-    found = float_source(bytes(float32), f"{route} -> AI Edge Quantizer", source, spec)
-    return Source(found.height, found.width, found.map_height, found.map_width, name, found.route, found.tflite)
+
+
+def _pt2e_int8(module, sample: tuple, calibration: list[np.ndarray], bgr: bool, source: str) -> bytes:
+    """Full-integer int8 by PyTorch's own post-training quantisation (PT2E) with litert-torch's quantizer
+    (symmetric, per-channel weights), calibrated on the photos, then lowered by litert-torch. Exported
+    strictly when TorchDynamo can (the quantizer finds additions by their source), else not."""
+    import litert_torch
+    import torch
+    from litert_torch.quantize import pt2e_quantizer
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e import quantize_pt2e
+
+    try:
+        exported = torch.export.export(module, sample, strict=True)
+    except Exception:  # noqa: BLE001 - TorchDynamo cannot trace it: the non-strict export
+        exported = torch.export.export(module, sample)
+    config = pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True)
+    quantizer = pt2e_quantizer.PT2EQuantizer().set_global(config)
+    prepared = quantize_pt2e.prepare_pt2e(exported.module(), quantizer)
+    with torch.no_grad():
+        for x in calibration:  # a BGR network sees BGR while it is calibrated
+            prepared(torch.from_numpy(np.ascontiguousarray(x[..., ::-1] if bgr else x)))
+    converted = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
+    blob = litert_torch.convert(converted, sample, quant_config=QuantConfig(pt2e_quantizer=quantizer))
+    blob = integer_io(bytes(blob.model_content()))
+    return reading_rgb(blob, source) if bgr else blob
 
 
 def _named(out, names: list[str] | None) -> dict:

@@ -305,7 +305,8 @@ def test_a_pytorch_conversion_from_the_command_line(torch_sources, sample_path):
     out = folder / "cli_int8.tflite"
     proc = _convert_in_a_process(folder, "net.pt2", "-o", str(out), "--calibration", "photos", "--size", "64x64")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "route: PyTorch -> litert-torch -> AI Edge Quantizer" in proc.stdout and "wrote" in proc.stdout
+    assert proc.stdout.startswith("source: net.pt2\n") and "route: PyTorch -> litert-torch" in proc.stdout
+    assert "left_in_float: none" in proc.stdout and "wrote" in proc.stdout
     assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr[-2000:]
     crop = subprocess.run(
         [sys.executable, "-m", "edgecrop", "crop", "--model", str(out), str(sample_path)],
