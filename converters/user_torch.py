@@ -269,6 +269,24 @@ def load_torch(source: str, spec: SourceSpec) -> Source:
     return Source(floating.height, floating.width, floating.map_height, floating.map_width, name, route, tflite)
 
 
+def _sourced(graph):
+    """PT2E's quantizer finds additions, multiplications and concatenations by the Python function they
+    came from (without it they stay float), which a non-strict export does not record and a program
+    exported from aten ops (a loaded .pt2) records as the aten op itself: give them theirs."""
+    import operator
+
+    import torch
+
+    aten = torch.ops.aten
+    sources = {aten.add.Tensor: operator.add, aten.mul.Tensor: operator.mul, aten.cat.default: torch.cat}
+    python = {operator.add, operator.iadd, torch.add, operator.mul, operator.imul, torch.mul, torch.cat}
+    for node in graph.graph.nodes:
+        stack = node.meta.get("source_fn_stack") or [(None, None)]
+        if node.op == "call_function" and node.target in sources and stack[-1][1] not in python:
+            node.meta["source_fn_stack"] = [(node.name, sources[node.target])]
+    return graph
+
+
 @contextlib.contextmanager
 def _converting(source: str):
     """litert-torch at work: its progress lines go to stderr (stdout is the report), and its reasons and
@@ -286,7 +304,7 @@ def _converting(source: str):
 def _pt2e_int8(module, sample: tuple, calibration: list[np.ndarray], bgr: bool, source: str) -> bytes:
     """Full-integer int8 by PyTorch's own post-training quantisation (PT2E) with litert-torch's quantizer
     (symmetric, per-channel weights), calibrated on the photos, then lowered by litert-torch. Exported
-    strictly when TorchDynamo can (the quantizer finds additions by their source), else not."""
+    strictly when TorchDynamo can, else not."""
     import litert_torch
     import torch
     from litert_torch.quantize import pt2e_quantizer
@@ -299,7 +317,7 @@ def _pt2e_int8(module, sample: tuple, calibration: list[np.ndarray], bgr: bool, 
         exported = torch.export.export(module, sample)
     config = pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True)
     quantizer = pt2e_quantizer.PT2EQuantizer().set_global(config)
-    prepared = quantize_pt2e.prepare_pt2e(exported.module(), quantizer)
+    prepared = quantize_pt2e.prepare_pt2e(_sourced(exported.module()), quantizer)
     with torch.no_grad():
         for x in calibration:  # a BGR network sees BGR while it is calibrated
             prepared(torch.from_numpy(np.ascontiguousarray(x[..., ::-1] if bgr else x)))

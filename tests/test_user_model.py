@@ -23,12 +23,13 @@ def sources(tmp_path_factory):
     tf.keras.utils.set_random_seed(1)
     x = tf.keras.Input((64, 64, 3))
     h = tf.keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)
-    h = tf.keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(h)
+    features = tf.keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="features")(h)
+    h = features + tf.keras.layers.Conv2D(8, 1, name="residual")(features)  # an addition int8 must find
     m = tf.keras.layers.Conv2D(1, 1, name="map")(h)
     model = tf.keras.Model(x, m)
     model.save(folder / "net.keras")
     tf.saved_model.save(model, str(folder / "net_savedmodel"))
-    tf.keras.Model(x, [m, h]).save(folder / "two.keras")
+    tf.keras.Model(x, [m, features]).save(folder / "two.keras")
     flat = tf.keras.Input((10,))
     tf.keras.Model(flat, tf.keras.layers.Dense(1)(flat)).save(folder / "flat.keras")  # not an image input
     photos = folder / "photos"
@@ -169,7 +170,7 @@ def test_fixations_score_the_converted_crops(sources, tmp_path):
 @pytest.mark.parametrize(
     "name, extra, words",
     [
-        ("two.keras", [], "2 outputs (map, conv2d_1): say which is the map"),
+        ("two.keras", [], "2 outputs (map, features): say which is the map"),
         ("flat.keras", [], "the input is not one image of shape [1, H, W, 3]"),
         ("truncated.keras", [], "cannot load it"),
         ("net.caffemodel", [], "not a model this converter reads"),
@@ -207,10 +208,12 @@ class Net(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.c1, self.c2, self.c3 = torch.nn.Conv2d(3, 8, 3, 2), torch.nn.Conv2d(8, 8, 3, 2), torch.nn.Conv2d(8, 1, 1)
+        self.residual = torch.nn.Conv2d(8, 8, 1)
 
     def forward(self, x):
         x = F.relu(self.c1(F.pad(x, (0, 1, 0, 1))))
         x = F.relu(self.c2(F.pad(x, (0, 1, 0, 1))))
+        x = x + self.residual(x)
         return self.c3(x)
 
 
@@ -224,7 +227,7 @@ if __name__ == "__main__":
     keras = np.load("keras.npz")
     net = Net().eval()
     with torch.no_grad():
-        for k, conv in enumerate((net.c1, net.c2, net.c3)):
+        for k, conv in enumerate((net.c1, net.c2, net.residual, net.c3)):  # the Keras layers' order
             conv.weight.copy_(torch.from_numpy(keras[f"kernel{k}"].transpose(3, 2, 0, 1)))
             conv.bias.copy_(torch.from_numpy(keras[f"bias{k}"]))
     torch.save(net.state_dict(), "weights.pt")
