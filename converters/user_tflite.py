@@ -1,4 +1,5 @@
-"""The float-TFLite route of ``edgecrop-convert model``, and the quantiser the PyTorch and ONNX routes end in.
+"""The float-TFLite route of ``edgecrop-convert model`` (and the PyTorch and ONNX routes' float16 and
+--keep-float conversions, from litert-torch's float32 TFLite).
 
 A float TFLite file (float32, or float16 weights) is reduced to its image input and the chosen map
 (``tflite_edit.float_graph``), then quantised by Google's AI Edge Quantizer (``ai-edge-quantizer``: static
@@ -31,37 +32,32 @@ def quantised(float32: bytes, kind: str, calibration: list[np.ndarray], keep_flo
 
     with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):  # its size summary is not ours
         warnings.simplefilter("ignore")  # "preserve_all_tensors is for debugging": calibration needs them
-        if kind == "int8":
-            if not calibration:
-                raise ConversionError("int8 needs calibration photos")
-            q = quantizer.Quantizer(bytearray(float32), recipe.static_wi8_ai8())
-            if keep_float is not None:
-                q.update_quantization_recipe(
-                    regex=keep_float,
-                    operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
-                    algorithm_key=quantizer.AlgorithmName.NO_QUANTIZE,
-                    op_config=qtyping.OpQuantizationConfig(),
-                )
-            (name,) = _input_names(float32)
-            result = q.calibrate({"serving_default": [{name: x} for x in calibration]}, num_threads=2)
-            return integer_io(bytes(q.quantize(result).quantized_model))
-        return bytes(_float16(quantizer, qtyping, float32).quantize().quantized_model)
-
-
-def _float16(quantizer, qtyping, float32: bytes):
-    """A quantizer that casts the weights to float16 (computation stays float32)."""
-    q = quantizer.Quantizer(bytearray(float32))
-    q.update_quantization_recipe(
-        regex=".*",
-        operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
-        algorithm_key=quantizer.AlgorithmName.FLOAT_CASTING,
-        op_config=qtyping.OpQuantizationConfig(
-            weight_tensor_config=qtyping.TensorQuantizationConfig(num_bits=16, dtype=qtyping.TensorDataType.FLOAT),
-            compute_precision=qtyping.ComputePrecision.FLOAT,
-            explicit_dequantize=True,
-        ),
-    )
-    return q
+        if kind == "float16":  # weights cast to float16, computation in float32
+            q = quantizer.Quantizer(bytearray(float32))
+            weights = qtyping.TensorQuantizationConfig(num_bits=16, dtype=qtyping.TensorDataType.FLOAT)
+            config = qtyping.OpQuantizationConfig(
+                weight_tensor_config=weights, compute_precision=qtyping.ComputePrecision.FLOAT, explicit_dequantize=True
+            )
+            q.update_quantization_recipe(
+                regex=".*",
+                operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                algorithm_key=quantizer.AlgorithmName.FLOAT_CASTING,
+                op_config=config,
+            )
+            return bytes(q.quantize().quantized_model)
+        if not calibration:
+            raise ConversionError("int8 needs calibration photos")
+        q = quantizer.Quantizer(bytearray(float32), recipe.static_wi8_ai8())
+        if keep_float is not None:
+            q.update_quantization_recipe(
+                regex=keep_float,
+                operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                algorithm_key=quantizer.AlgorithmName.NO_QUANTIZE,
+                op_config=qtyping.OpQuantizationConfig(),
+            )
+        (name,) = _input_names(float32)
+        result = q.calibrate({"serving_default": [{name: x} for x in calibration]}, num_threads=2)
+        return integer_io(bytes(q.quantize(result).quantized_model))
 
 
 def _input_names(data: bytes) -> list[str]:

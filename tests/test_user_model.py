@@ -145,6 +145,24 @@ def test_a_network_that_reads_bgr_converts_to_one_that_reads_rgb(sources, name, 
     assert np.mean(map_ccs(out.read_bytes(), keras_out.read_bytes(), photos)) >= 0.99
 
 
+def test_float16_of_a_float_tflite_keeps_its_maps(sources):
+    """--kind float16 through AI Edge Quantizer: weights in float16, the same maps."""
+    from converters.export import convert
+    from converters.user_model import map_ccs
+
+    folder, model = sources
+    (folder / "f32.tflite").write_bytes(convert(model, "float32"))
+    out = folder / "f16.tflite"
+    assert _convert(folder / "f32.tflite", out, "--kind", "float16") == 0
+    reference = folder / "f32_converted.tflite"
+    assert _convert(folder / "f32.tflite", reference, "--kind", "float32") == 0
+    from converters.tflite_edit import operators
+
+    assert ("DEQUANTIZE", ["FLOAT16"], ["FLOAT32"]) in operators(out.read_bytes())  # float16 weights
+    photos = sorted((folder / "photos").iterdir())
+    assert min(map_ccs(out.read_bytes(), reference.read_bytes(), photos)) >= 0.999
+
+
 def test_fixations_score_the_converted_crops(sources, tmp_path):
     """--fixations (OSIE layout: fixations.json beside images/) puts crop and map scores in the card."""
     import json
