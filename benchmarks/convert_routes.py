@@ -100,27 +100,37 @@ def main(argv: list[str] | None = None) -> None:
             row["cc_vs_direct_int8"] = float(np.mean(map_ccs(same, direct, sorted(check.iterdir()))))
         rows.append(row)
         print(json.dumps(row))
+    args.out.write_text(table(rows))
+    print(args.out.read_text())
+
+
+def table(rows: list[dict]) -> str:
+    """The rows (one JSON line each as printed) as the results file's Markdown."""
+
+    def floats(r: dict) -> str:
+        left = r["left_in_float"]
+        return left if isinstance(left, str) else f"{sum(left.values())} ops ({', '.join(sorted(left))})"
+
     lines = [
         "# edgecrop-convert model on real networks",
         "",
         f"`python -m benchmarks.convert_routes` ({time.strftime('%Y-%m-%d')}, 2 cores). Calibration 100 corpus photos,"
-        " check 40 OSIE validation photos, fixations NUS Scene (250; students only)."
-        " Crop score: 0 = centre crop, 1 = best window.",
+        " check 40 OSIE validation photos, fixations NUS Scene (250; the student only). Crop score: 0 = centre"
+        " crop, 1 = best window (the converted card: no centre prior).",
         "",
         "| source | route | time (s) | int8 vs float CC mean / worst | vs direct export | left in float | size"
         " | crop score [95%] | NSS |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        direct_cc = f"{r['cc_vs_direct_int8']:.4f}" if "cc_vs_direct_int8" in r else "-"
+        direct = f"{r['cc_vs_direct_int8']:.4f}" if "cc_vs_direct_int8" in r else "-"
+        score = f"{r['crop_score_vs_centre']:+.3f} {r['crop_score_ci95']}" if "crop_score_vs_centre" in r else "-"
+        nss = f"{r['map_nss']:.2f}" if "map_nss" in r else "-"
         lines.append(
             f"| {r['source']} | {r['route']} | {r['seconds']} | {r['int8_vs_float32_cc_mean']:.4f} / "
-            f"{r['int8_vs_float32_cc_worst']:.4f} | {direct_cc} | {r['left_in_float']} | {r['size']:,} | "
-            f"{r.get('crop_score_vs_centre', float('nan')):+.3f} {r.get('crop_score_ci95', '')} | "
-            f"{r.get('map_nss', float('nan')):.2f} |"
+            f"{r['int8_vs_float32_cc_worst']:.4f} | {direct} | {floats(r)} | {r['size']:,} | {score} | {nss} |"
         )
-    args.out.write_text("\n".join(lines) + "\n")
-    print(args.out.read_text())
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -375,3 +375,31 @@ def test_bad_sources_of_the_other_routes_are_one_line(torch_sources, square_tfli
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("edgecrop-convert")]
     assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and not out.exists()
+
+
+@pytest.mark.shared
+def test_attention_center_converts_to_int8_and_crops(shared, tmp_path, sample_path):
+    """Google's attention-center (float16 TFLite from ../shared, with group norms): its dense map 'Sum' as
+    logits, the group norms kept float; the int8 maps within CC 0.98 of the float model's, and it crops from
+    the command line."""
+    photos, check = tmp_path / "photos", tmp_path / "check"
+    photos.mkdir()
+    check.mkdir()
+    corpus = sorted((shared / "data" / "corpus").iterdir())
+    osie = sorted((shared / "data" / "osie" / "images").iterdir())
+    for folder, files in ((photos, corpus[::60][:20]), (check, osie[::60][:8])):
+        for f in files:
+            (folder / f.name).symlink_to(f)
+    out = tmp_path / "attention_center_int8.tflite"
+    flags = ["--map-output", "Sum", "--map-kind", "logits", "--temperature", "2"]
+    flags += ["--allow-float", "--keep-float", ".*GroupNorm.*", "--check", str(check)]
+    source = str(shared / "teachers" / "attention-center" / "center.tflite")
+    proc = _convert_in_a_process(tmp_path, source, "-o", str(out), "--calibration", str(photos), *flags)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from edgecrop import read_card
+
+    checks = read_card(out.read_bytes(), "x").checks
+    assert checks["int8_vs_float32_cc_mean"] >= 0.98 and len(checks["source_sha256"]) == 64
+    command = [sys.executable, "-m", "edgecrop", "crop", "--model", str(out), str(sample_path)]
+    crop = subprocess.run(command, capture_output=True, text=True)
+    assert crop.returncode == 0 and crop.stderr == "" and "16:9" in crop.stdout
