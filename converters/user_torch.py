@@ -57,7 +57,16 @@ def _module(source: str, path: Path, size: tuple[int, int]):
         elif path.suffix.lower() == ".pt2":
             return torch.export.load(str(path)).module()  # already in inference form (no eval())
         else:
-            net = _through_onnx(torch.jit.load(str(path), map_location="cpu"), size)
+            try:
+                script = torch.jit.load(str(path), map_location="cpu")
+            except Exception as exc:  # noqa: BLE001 - not TorchScript: weights alone, or not PyTorch at all
+                raise ConversionError(
+                    f"{source}: not a TorchScript network ({type(exc).__name__}); for a file of weights, give "
+                    "package.module:function that builds the network and loads them"
+                ) from None
+            net = _through_onnx(script, size)
+    except ConversionError:
+        raise
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in ("torch", "onnx", "onnx2torch", "litert_torch"):
             raise

@@ -357,7 +357,8 @@ def square_tflite(sources):
     [
         ("truncated.onnx", [], "cannot load it"),
         ("net20.onnx", [], "opset 20, and onnx2torch reads up to opset 17: export it with opset_version=17"),
-        ("junk.pt", ["--size", "64x64"], "cannot load it"),
+        ("junk.pt", ["--size", "64x64"], "not a TorchScript network (RuntimeError); for a file of weights"),
+        ("weights.pt", ["--size", "64x64"], "give package.module:function that builds the network"),
         ("net.pt", [], "give --size HEIGHTxWIDTH"),
         ("net.onnx", ["--size", "32x32"], "the model takes 64x64, not the --size (32, 32)"),
         ("nosuchmodule:build", ["--size", "64x64"], "cannot import it"),
