@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except ModuleNotFoundError as exc:
         top = (exc.name or "").split(".")[0]
-        extra = {"tensorflow": "convert", "keras": "convert", "tqdm": "convert", "matplotlib": "convert"}
-        extra |= dict.fromkeys(("torch", "onnx", "onnx2torch", "litert_torch", "ai_edge_quantizer"), "torch")
+        extra = dict.fromkeys(("tensorflow", "keras", "tqdm", "matplotlib", "ai_edge_quantizer"), "convert")
+        extra |= dict.fromkeys(("torch", "torchao", "onnx", "onnx2torch", "onnxruntime", "litert_torch"), "torch")
         if top in extra:
             print(f'edgecrop-convert: error: needs {top}: pip install "edgecrop[{extra[top]}]"', file=sys.stderr)
             return 2
