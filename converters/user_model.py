@@ -151,7 +151,7 @@ def fixation_scores(blob: bytes, fixations: Path) -> dict:
 
     try:
         photos = dataset_photos(fixations)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # a file not in the layout
         raise ConversionError(f"--fixations {fixations}: not a fixations.json beside images/ ({exc})") from None
     if not photos:
         raise ConversionError(f"--fixations {fixations}: no photo with fixations")
