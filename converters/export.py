@@ -83,6 +83,7 @@ def model_card(arch: AnyArchitecture, parameters: int, kind: str, extra: dict, f
     """The card of an exported student; ``extra`` may carry training, metrics, version, centre_prior."""
     spec = arch.spec()
     prior = extra.get("centre_prior")
+    fixation_sets = extra.get("training", {}).get("recipe", {}).get("fixation_sets", ("osie", "eyecrowd"))
     return ModelCard(
         name=f"edgecrop_{kind}",
         summary=f"edgecrop saliency student, {kind}, {spec.width}x{spec.height} {spec.resize.value}",
@@ -101,10 +102,10 @@ def model_card(arch: AnyArchitecture, parameters: int, kind: str, extra: dict, f
         parameters=parameters,
         flops=flops(arch),  # of one inference; a flip-averaged map costs two
         quantization=kind,
-        training_data=training_data(arch, extra.get("training", {}).get("recipe", {}).get("fixation_sets", ())),
+        training_data=training_data(arch, fixation_sets),
         training=extra.get("training", {}),
         metrics=extra.get("metrics", {}),
-        limits=limits(arch, extra.get("training", {}).get("recipe", {}).get("fixation_sets", ("osie", "eyecrowd"))),
+        limits=limits(arch, fixation_sets),
     )
 
 

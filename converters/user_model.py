@@ -190,6 +190,10 @@ def convert_user_model(
     }
     if spec.keep_float is not None:
         checks["kept_float"] = spec.keep_float
+    try:  # with its card (the runtime's post-processing) for the checks; the report's card comes last
+        carded = embed_card(blob, card(source, loaded, spec, kind, {}))
+    except ModelError as exc:
+        raise ConversionError(str(exc)) from None
     if kind == "int8":
         floats = left_in_float(blob)
         if floats and not spec.allow_float:
@@ -201,8 +205,7 @@ def convert_user_model(
         checks["calibration_photos"] = len(calibration)
         reference = embed_card(loaded.tflite("float32", []), card(source, loaded, spec, "float32", {}))
         try:
-            plain = embed_card(blob, card(source, loaded, spec, kind, {}))
-            ccs = map_ccs(plain, reference, check)
+            ccs = map_ccs(carded, reference, check)
         except ModelError as exc:
             raise ConversionError(f"the converted model does not run: {exc}") from None
         checks |= {"check_photos": len(check), "int8_vs_float32_cc_mean": float(np.mean(ccs))}
@@ -215,9 +218,8 @@ def convert_user_model(
                 f"(at least {MIN_INT8_CC}): try --kind float16, or calibration photos like the ones it will see"
             )
     try:
-        converted = embed_card(blob, card(source, loaded, spec, kind, checks))
         if fixations is not None:
-            checks |= fixation_scores(converted, fixations)
+            checks |= fixation_scores(carded, fixations)
         checks["conversion_seconds"] = round(time.perf_counter() - started, 1)
         return embed_card(blob, card(source, loaded, spec, kind, checks)), checks
     except ModelError as exc:

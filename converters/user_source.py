@@ -49,6 +49,14 @@ class SourceSpec:
         if not (np.isfinite(self.temperature) and 0.01 <= self.temperature <= 100):
             raise ConversionError(f"--temperature must be from 0.01 to 100, not {self.temperature}")
 
+    def map_output(self, origin: str, outputs: list[str]) -> str:
+        """The map's name among the network's outputs: --map-output, or the only one."""
+        if self.output is not None and self.output not in outputs:
+            raise ConversionError(f"{origin}: no output named {self.output!r} (outputs: {', '.join(outputs)})")
+        if self.output is None and len(outputs) > 1:
+            raise ConversionError(f"{origin}: {len(outputs)} outputs ({', '.join(outputs)}): say which is the map")
+        return self.output or outputs[0]
+
     def runtime_normalisation(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
         """(mean, std) in the runtime's RGB order (the converted model reads RGB whatever the source read)."""
         if self.channels == "RGB":

@@ -70,11 +70,7 @@ def load_tensorflow(path: Path, spec: SourceSpec) -> Source:
         raise ConversionError(f"{path}: the model takes {height}x{width}, not the --size {spec.size}")
 
     outputs = call(tf.zeros((1, height, width, 3), tf.float32))
-    if spec.output is not None and spec.output not in outputs:
-        raise ConversionError(f"{path}: no output named {spec.output!r} (outputs: {', '.join(outputs)})")
-    if spec.output is None and len(outputs) > 1:
-        raise ConversionError(f"{path}: {len(outputs)} outputs ({', '.join(outputs)}): say which is the map")
-    name = spec.output or next(iter(outputs))
+    name = spec.map_output(str(path), list(outputs))
     shape = tuple(outputs[name].shape)
     if len(shape) not in (3, 4) or (len(shape) == 4 and shape[-1] != 1):
         raise ConversionError(f"{path}: output {name!r} of shape {list(shape)} is not a single-channel map")

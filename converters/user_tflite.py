@@ -125,9 +125,7 @@ def load_tflite(path: Path, spec: SourceSpec) -> Source:
     if any("INT8" in ins + outs for _, ins, outs in operators(data)):
         raise ConversionError(f"{path}: already quantised: edgecrop crops with it as it is (edgecrop crop --model)")
     outputs = [d["name"] for d in interpreter.get_output_details()]
-    if spec.output is None and len(outputs) > 1:
-        raise ConversionError(f"{path}: {len(outputs)} outputs ({', '.join(outputs)}): say which is the map")
-    name = spec.output or outputs[0]
+    name = spec.output if spec.output is not None else spec.map_output(str(path), outputs)  # or any tensor
     try:
         output = tensor_index(data, name)
     except KeyError:

@@ -188,8 +188,9 @@ def _fold_constant_identities(model) -> None:
             model.graph.node.remove(node)
 
 
-def _onnx_size(path: Path) -> tuple[int, int] | None:
-    """The fixed (height, width) of an ONNX model's one image input [1, 3, H, W], or None."""
+def _onnx_signature(path: Path) -> tuple[tuple[int, int] | None, list[str]]:
+    """The fixed (height, width) of an ONNX model's one image input [1, 3, H, W] (None when not fixed),
+    and its output names."""
     import onnx
 
     try:
@@ -203,13 +204,8 @@ def _onnx_size(path: Path) -> tuple[int, int] | None:
     dims = [d.dim_value if d.HasField("dim_value") else None for d in images[0].type.tensor_type.shape.dim]
     if len(dims) != 4 or dims[1] != 3:
         raise ConversionError(f"{path}: the input is not one image of shape [1, 3, H, W] (it is {dims})")
-    return (dims[2], dims[3]) if dims[2] and dims[3] else None
-
-
-def _output_names(path: Path) -> list[str]:
-    import onnx
-
-    return [o.name for o in onnx.load(str(path), load_external_data=False).graph.output]
+    size = (dims[2], dims[3]) if dims[2] and dims[3] else None
+    return size, [o.name for o in model.graph.output]
 
 
 def load_torch(source: str, spec: SourceSpec) -> Source:
@@ -218,14 +214,13 @@ def load_torch(source: str, spec: SourceSpec) -> Source:
 
     path = Path(source)
     onnx_file = not is_callable_spec(source) and path.suffix.lower() == ".onnx"
-    size = _onnx_size(path) if onnx_file else None
+    size, names = _onnx_signature(path) if onnx_file else (None, None)
     if size is not None and spec.size is not None and tuple(spec.size) != size:
         raise ConversionError(f"{source}: the model takes {size[0]}x{size[1]}, not the --size {spec.size}")
     size = size or spec.size
     if size is None:
         raise ConversionError(f"{source}: a PyTorch network does not say its input size: give --size HEIGHTxWIDTH")
     net = _module(source, path, size)
-    names = _output_names(path) if onnx_file else None
     x = torch.zeros(1, 3, *size)
     with torch.no_grad():
         try:
@@ -235,11 +230,7 @@ def load_torch(source: str, spec: SourceSpec) -> Source:
                 f"{source}: fails on a [1, 3, {size[0]}, {size[1]}] image ({str(exc)[:200]})"
             ) from None
     outputs = _named(out, names)
-    if spec.output is not None and spec.output not in outputs:
-        raise ConversionError(f"{source}: no output named {spec.output!r} (outputs: {', '.join(outputs)})")
-    if spec.output is None and len(outputs) > 1:
-        raise ConversionError(f"{source}: {len(outputs)} outputs ({', '.join(outputs)}): say which is the map")
-    name = spec.output or next(iter(outputs))
+    name = spec.map_output(source, list(outputs))
     shape = list(outputs[name].shape)
     if len(shape) not in (3, 4) or shape[0] != 1 or (len(shape) == 4 and shape[1] != 1):
         raise ConversionError(f"{source}: output {name!r} of shape {shape} is not a single-channel map")
