@@ -121,7 +121,10 @@ def _photos(folder: Path, limit: int) -> list[Path]:
 def _run_fastgaze(args) -> int:
     from dataclasses import replace
 
-    import tensorflow  # noqa: F401  the conversion needs it: say so before reading anything
+    from .quiet import native_chatter_dropped
+
+    with native_chatter_dropped():
+        import tensorflow  # noqa: F401  the conversion needs it: say so before reading anything
 
     from .fastgaze import DEFAULT_VARIANT, STRIDE, convert_fastgaze, default_photos
     from .vxm import read_vxm

@@ -8,6 +8,7 @@ import importlib
 import sys
 from pathlib import Path
 
+from .quiet import native_chatter_dropped
 from .user_source import ConversionError, Source, SourceSpec
 from .user_tflite import reading_rgb
 
@@ -30,7 +31,8 @@ def _custom_objects(spec: SourceSpec) -> dict:
 
 def load_tensorflow(path: Path, spec: SourceSpec) -> Source:
     """A Keras file's or a SavedModel's map as a Source; every wrong input is a ConversionError."""
-    import tensorflow as tf
+    with native_chatter_dropped():
+        import tensorflow as tf
 
     if spec.keep_float is not None:
         raise ConversionError("--keep-float is for the routes through AI Edge Quantizer: use --allow-float here")
@@ -101,7 +103,8 @@ def load_tensorflow(path: Path, spec: SourceSpec) -> Source:
         bgr = spec.channels == "BGR"  # the network reads BGR: calibrate it so, then make it read RGB
         try:
             examples = [x[..., ::-1] for x in calibration] if bgr else calibration
-            blob = configured(converter(), kind, examples, mixed=spec.allow_float).convert()
+            with native_chatter_dropped():
+                blob = configured(converter(), kind, examples, mixed=spec.allow_float).convert()
         except Exception as exc:  # noqa: BLE001 - the converter's errors are long: the gist, in one line
             first = next((ln for ln in str(exc).splitlines() if "error" in ln.lower()), str(exc)[:200])
             hint = " (try --kind float16, or --allow-float)" if kind == "int8" else ""

@@ -12,7 +12,7 @@ gives int8 as TensorFlow's full-integer models do.
 from __future__ import annotations
 
 import contextlib
-import sys
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +30,7 @@ def quantised(float32: bytes, kind: str, calibration: list[np.ndarray], keep_flo
         return float32
     from ai_edge_quantizer import qtyping, quantizer, recipe
 
-    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):  # its size summary is not ours
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # its size summary is not ours
         warnings.simplefilter("ignore")  # "preserve_all_tensors is for debugging": calibration needs them
         if kind == "float16":  # weights cast to float16, computation in float32
             q = quantizer.Quantizer(bytearray(float32))
