@@ -169,9 +169,10 @@ _BUSY = (
 
 
 class _Server(ThreadingHTTPServer):
-    """A thread per connection, at most MAX_CONNECTIONS of them; the next are answered 503 at once (by as
-    many short threads again, which read what the visitor sent for a moment so that the answer is seen,
-    not reset); past both, a connection is closed."""
+    """A thread per connection, at most MAX_CONNECTIONS of them; the next are answered 503 at once (by up to
+    BACKLOG short threads, which read what the visitor sent for a moment so that the answer is seen, not
+    reset: a burst the backlog held is answered even when the machine is too loaded to finish those
+    threads quickly); past both, a connection is closed."""
 
     daemon_threads = True
     request_queue_size = BACKLOG
@@ -179,7 +180,7 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address, handler) -> None:
         super().__init__(address, handler)
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        self._busy_slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._busy_slots = threading.BoundedSemaphore(BACKLOG)
 
     def process_request(self, request, client_address) -> None:
         if self._slots.acquire(blocking=False):
